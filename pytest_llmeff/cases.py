@@ -1,0 +1,154 @@
+"""A benchmark case as the test sees it: the ``llmeff`` fixture's object.
+
+    @pytest.mark.llmeff(compressors=["base", "int8", "nf4"], budgets=["perplexity:+5%"])
+    def test_quantization(llmeff, compressor):
+        llmeff.run(compressor)
+
+``run`` compresses the base model, measures the result, scores it against the base model of the
+same run, checks the budgets against base and stored baseline, records everything, and fails the
+test with a readable report when a budget is broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
+from pytest_llmeff.compress import CompressError, Pipeline, Unsupported
+from pytest_llmeff.registry import UnknownNameError
+from pytest_llmeff.session import CaseResult, Session
+
+
+@contextlib.contextmanager
+def clear_errors() -> Iterator[None]:
+    """Configuration mistakes found while a case runs (a hub model that cannot be fetched, a dataset
+    that cannot be loaded) fail the case with one line instead of a traceback."""
+    from pytest_llmeff.measure.workloads import WorkloadError
+    from pytest_llmeff.models.datasets import DatasetError
+    from pytest_llmeff.models.loading import ModelLoadError
+
+    try:
+        yield
+    except (ModelLoadError, DatasetError, WorkloadError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+class LlmeffWarning(UserWarning):
+    """Something a benchmark reader must know that does not fail the case (e.g. no baseline yet)."""
+
+
+BudgetSpec = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def merge_budgets(defaults: Sequence[Budget], own: Sequence[Budget]) -> list[Budget]:
+    """A case's own budgets replace default ones on the same metric and reference."""
+    keys = {(b.metric, b.reference) for b in own}
+    return [b for b in defaults if (b.metric, b.reference) not in keys] + list(own)
+
+
+def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
+    """Budgets from a marker: a list for every case, or a dict keyed by pipeline id (``"*"``: the rest)."""
+    if spec is None:
+        return []
+    if isinstance(spec, Mapping):
+        texts = spec.get(pipeline_id, spec.get("*", []))
+    else:
+        texts = spec
+    return parse_budgets(list(texts) if not isinstance(texts, str) else texts)
+
+
+class LlmeffCase:
+    """Measure, record and assert one case. Built by the ``llmeff`` fixture."""
+
+    def __init__(self, session: Session, node_id: str, benchmark: Any, marker_kwargs: Mapping[str, Any],
+                 hook: Any = None) -> None:
+        self.session = session
+        self.node_id = node_id
+        self.benchmark = benchmark
+        self.marker = dict(marker_kwargs)
+        self._hook = hook
+        self.result: CaseResult | None = None
+
+    @property
+    def workload(self) -> str:
+        return str(self.marker.get("workload") or self.session.options.workload)
+
+    def pipeline(self, compressor: str | Pipeline) -> Pipeline:
+        if isinstance(compressor, Pipeline):
+            return compressor
+        try:
+            return self.session.pipeline(compressor)
+        except (UnknownNameError, CompressError) as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    def budgets(self, pipeline_id: str, extra: BudgetSpec | None = None) -> list[Budget]:
+        try:
+            own = budgets_for(self.marker.get("budgets"), pipeline_id) + budgets_for(extra, pipeline_id)
+        except BudgetError as exc:
+            pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
+        return merge_budgets(self.session.options.budgets, own)
+
+    def run(self, compressor: str | Pipeline, budgets: BudgetSpec | None = None) -> CaseResult:
+        """Compress, measure, score and check ``compressor`` (a pipeline id such as ``"kd+nf4"``).
+
+        Args:
+            compressor: the pipeline (the ``compressor`` fixture gives one).
+            budgets: more budgets for this call, on top of the marker's and the run's defaults.
+
+        Returns:
+            The :class:`~pytest_llmeff.session.CaseResult`; the test has already failed if a budget broke.
+        """
+        pipeline = self.pipeline(compressor)
+        checks = self.budgets(pipeline.id, budgets)
+        with clear_errors():
+            result = self._run(pipeline, checks)
+        failed = [b.message for b in result.budgets if b.failed]
+        if failed:
+            pytest.fail(f"{pipeline.id}: budget broken\n  " + "\n  ".join(failed), pytrace=False)
+        if result.verdict == "no baseline":
+            message = f"{pipeline.id}: {result.baseline_note}"
+            if self.session.options.missing_baseline == "fail":
+                pytest.fail(message + " (--llmeff-missing-baseline fail)", pytrace=False)
+            warnings.warn(LlmeffWarning(message), stacklevel=2)
+        return result
+
+    def _run(self, pipeline: Pipeline, checks: list[Budget]) -> CaseResult:
+        session = self.session
+        if pipeline.id == "base":
+            reference = session.reference(self.workload, self.benchmark, self.node_id)
+            record = dataclasses.replace(reference, case_id=self.node_id)
+        else:
+            try:
+                candidate = session.compress(pipeline)
+            except Unsupported as exc:
+                pytest.skip(f"{pipeline.id}: {exc}")
+            reference = session.reference(self.workload)
+            record = session.score(session.measure(candidate, pipeline.id, self.node_id, self.benchmark,
+                                                   self.workload), reference)
+        self.result = result = session.check(record, reference, checks)
+        self._annotate_benchmark(result)
+        if self._hook is not None:
+            self._hook.pytest_llmeff_record(result=result)
+        return result
+
+    def _annotate_benchmark(self, result: CaseResult) -> None:
+        """Put llmeff's figures into pytest-benchmark's ``extra_info`` (saved with --benchmark-autosave)."""
+        info = getattr(self.benchmark, "extra_info", None)
+        if info is None:
+            return
+        rec = result.record
+        info["llmeff"] = {
+            "method": rec.method, "model": rec.model, "device": rec.device, "dtype": rec.dtype,
+            "workload": rec.workload, "verdict": result.verdict,
+            "values": {k: {"value": m.value, "unit": m.unit, "method": m.method, "estimated": m.estimated}
+                       for k, m in rec.values.items()},
+            "opt": dict(rec.opt), "notes": list(rec.notes),
+            "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message}
+                        for b in result.budgets],
+        }

@@ -1,0 +1,318 @@
+"""Energy meters behind one interface; every figure says how it was obtained.
+
+Backends, chosen per component (CPU, GPU, RAM) in this order:
+- ``nvml-counter`` (GPU, measured): ``nvmlDeviceGetTotalEnergyConsumption``, millijoules since the
+  driver loaded, updated about every 100 ms — windows shorter than ~1 s are inconclusive.
+- ``rapl`` (CPU package / DRAM, measured): ``/sys/class/powercap/intel-rapl*/energy_uj``; the counter
+  wraps at ``max_energy_range_uj``, which :func:`counter_delta` handles.
+- ``codecarbon-estimate`` (CPU / RAM, estimated): CodeCarbon's offline tracker in process mode.
+  Without RAPL it models CPU power as TDP × this process's load (a default 4 W per thread when it
+  does not know the CPU) and RAM power from installed memory.
+
+A window in which a counter does not move is reported as inconclusive, never as 0 J.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+COMPONENTS = ("cpu", "gpu", "ram")
+RAPL_ROOT = Path("/sys/class/powercap")
+
+
+class MeterUnavailable(RuntimeError):
+    """A requested meter cannot run here; the message is the skip reason."""
+
+
+class EnergyInconclusive(RuntimeError):
+    """A window too short (or a counter that did not move): no figure rather than a wrong one."""
+
+
+@dataclass(frozen=True)
+class ComponentEnergy:
+    """Joules one component used in a window, and how that was obtained."""
+
+    component: str
+    joules: float
+    method: str
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """One measured window: per-component energy and the window's wall-clock length."""
+
+    components: dict[str, ComponentEnergy]
+    seconds: float
+
+    @property
+    def joules(self) -> float:
+        return sum(c.joules for c in self.components.values())
+
+    @property
+    def estimated(self) -> bool:
+        return any(c.estimated for c in self.components.values())
+
+    @property
+    def method(self) -> str:
+        """``cpu+ram: codecarbon-estimate; gpu: nvml-counter`` — grouped by method."""
+        by_method: dict[str, list[str]] = {}
+        for c in self.components.values():
+            by_method.setdefault(c.method, []).append(c.component)
+        return "; ".join(f"{'+'.join(parts)}: {m}" for m, parts in by_method.items())
+
+
+def counter_delta(start: float, end: float, max_range: float | None) -> float:
+    """The increase of a counter that wraps to 0 after ``max_range`` (one wrap at most per window)."""
+    if end >= start:
+        return end - start
+    if max_range is None:
+        raise EnergyInconclusive(f"energy counter went backwards ({start} → {end}) and has no known range")
+    return (max_range - start) + end
+
+
+class Meter(Protocol):
+    """One backend: it measures some components between ``start`` and ``stop``."""
+
+    components: tuple[str, ...]
+    method: str
+    estimated: bool
+    min_window_s: float
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, float]:
+        """Joules per component since ``start``."""
+        ...
+
+
+# --------------------------------------------------------------------------- NVML (GPU, measured)
+class NvmlMeter:
+    components = ("gpu",)
+    method = "nvml-counter"
+    estimated = False
+    min_window_s = 1.0  # the counter updates about every 100 ms: ≥ 10 updates per window
+
+    def __init__(self, indices: list[int]) -> None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+            for h in self._handles:
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+        except Exception as exc:  # ImportError, NVMLError_*: all mean "no counter here"
+            raise MeterUnavailable(f"NVML total-energy counter unavailable: {exc}") from None
+        self._start: list[int] = []
+
+    def read_mj(self) -> list[int]:
+        return [self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
+
+    def start(self) -> None:
+        self._start = self.read_mj()
+
+    def stop(self) -> dict[str, float]:
+        end = self.read_mj()
+        # The counter is an unsigned 64-bit number of millijoules.
+        joules = sum(counter_delta(a, b, 2 ** 64) for a, b in zip(self._start, end, strict=True)) / 1000
+        return {"gpu": joules}
+
+
+# --------------------------------------------------------------------------- RAPL (CPU/DRAM, measured)
+@dataclass(frozen=True)
+class RaplDomain:
+    path: Path
+    component: str  # "cpu" for a package, "ram" for dram
+    max_range_uj: float
+
+    def read_uj(self) -> float:
+        return float((self.path / "energy_uj").read_text())
+
+
+def rapl_domains(root: Path = RAPL_ROOT) -> list[RaplDomain]:
+    """Readable RAPL package and DRAM domains (top-level packages and their ``dram`` children)."""
+    domains = []
+    # Zones are intel-rapl:<pkg> and their sub-zones intel-rapl:<pkg>:<n> (AMD CPUs use the same names).
+    for zone in sorted(root.glob("intel-rapl:*"), key=lambda p: (p.name.count(":"), p.name)):
+        try:
+            name = (zone / "name").read_text().strip()
+            max_range = float((zone / "max_energy_range_uj").read_text())
+            float((zone / "energy_uj").read_text())
+        except (OSError, ValueError):
+            continue
+        if name.startswith("package"):
+            domains.append(RaplDomain(zone, "cpu", max_range))
+        elif name == "dram":
+            domains.append(RaplDomain(zone, "ram", max_range))
+    return domains
+
+
+class RaplMeter:
+    method = "rapl"
+    estimated = False
+    min_window_s = 0.1
+
+    def __init__(self, root: Path = RAPL_ROOT) -> None:
+        self.domains = rapl_domains(root)
+        if not self.domains:
+            raise MeterUnavailable(f"no readable RAPL counters under {root}")
+        self.components = tuple(sorted({d.component for d in self.domains}))
+        self._start: list[float] = []
+
+    def start(self) -> None:
+        self._start = [d.read_uj() for d in self.domains]
+
+    def stop(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for domain, start in zip(self.domains, self._start, strict=True):
+            delta = counter_delta(start, domain.read_uj(), domain.max_range_uj) / 1e6
+            out[domain.component] = out.get(domain.component, 0.0) + delta
+        return out
+
+
+# --------------------------------------------------------------------------- CodeCarbon (estimates)
+class CodeCarbonMeter:
+    method = "codecarbon-estimate"
+    estimated = True
+    min_window_s = 0.5
+
+    def __init__(self, components: tuple[str, ...] = ("cpu", "ram")) -> None:
+        try:
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError as exc:
+            raise MeterUnavailable(f"codecarbon is not installed ({exc})") from None
+        self.components = components
+        # Offline mode needs a country for its carbon figure; llmeff takes only the energy from
+        # CodeCarbon and computes carbon itself, so this choice does not reach any result.
+        self._tracker = OfflineEmissionsTracker(
+            country_iso_code="USA", measure_power_secs=1, output_methods=[], log_level="error",
+            tracking_mode="process", allow_multiple_runs=True, gpu_ids=[],
+        )
+        self._tracker.start_task("llmeff-warmup")  # hardware detection takes ~1 s: not in a window
+        self._tracker.stop_task()
+
+    def start(self) -> None:
+        self._tracker.start_task("llmeff")
+
+    def stop(self) -> dict[str, float]:
+        data = self._tracker.stop_task()
+        kwh = {"cpu": data.cpu_energy, "ram": data.ram_energy, "gpu": data.gpu_energy}
+        return {c: float(kwh[c]) * 3.6e6 for c in self.components}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._tracker.stop()
+
+
+# --------------------------------------------------------------------------- the composite meter
+@dataclass
+class EnergyWindow:
+    """Filled in when the ``with meter.measure()`` block ends."""
+
+    reading: EnergyReading | None = None
+    error: str | None = None
+
+
+@dataclass
+class EnergyMeter:
+    """All backends that cover this machine's components; one window measures them together."""
+
+    meters: list[Any]
+    unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why it is not used
+
+    @property
+    def min_window_s(self) -> float:
+        return max((m.min_window_s for m in self.meters), default=0.0)
+
+    @property
+    def description(self) -> str:
+        parts = [f"{'+'.join(m.components)}: {m.method}" for m in self.meters]
+        parts += [f"{name} not used: {why}" for name, why in self.unavailable.items()]
+        return "; ".join(parts) or "no energy meter"
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[EnergyWindow]:
+        """Measure the block. Inconclusive windows set ``error`` instead of a zero reading."""
+        window = EnergyWindow()
+        if not self.meters:
+            window.error = "no energy meter is available"
+            yield window
+            return
+        for m in self.meters:
+            m.start()
+        started = time.perf_counter()
+        try:
+            yield window
+        finally:
+            seconds = time.perf_counter() - started
+            parts: dict[str, ComponentEnergy] = {}
+            try:
+                for m in self.meters:
+                    for comp, joules in m.stop().items():
+                        parts[comp] = ComponentEnergy(comp, joules, m.method, m.estimated)
+            except EnergyInconclusive as exc:
+                window.error = str(exc)
+            if window.error is None:
+                window.reading, window.error = _validate(parts, seconds, self.meters)
+
+    def close(self) -> None:
+        for m in self.meters:
+            if hasattr(m, "close"):
+                m.close()
+
+
+def _validate(parts: dict[str, ComponentEnergy], seconds: float,
+              meters: list[Any]) -> tuple[EnergyReading | None, str | None]:
+    short = [m for m in meters if seconds < m.min_window_s]
+    if short:
+        names = ", ".join(f"{m.method} needs ≥ {m.min_window_s:g} s" for m in short)
+        return None, f"window of {seconds:.3f} s is too short ({names})"
+    zero = [c.component for c in parts.values() if c.joules <= 0]
+    if zero:
+        return None, f"{', '.join(zero)} energy did not move over {seconds:.2f} s (counter not updating?)"
+    return EnergyReading(parts, seconds), None
+
+
+def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None = None,
+                log: Callable[[str], None] | None = None) -> EnergyMeter:
+    """Pick backends for ``device``. ``choice``: ``auto``, ``nvml``, ``rapl``, ``codecarbon`` or ``none``.
+
+    A backend named explicitly that cannot run raises :class:`MeterUnavailable`; ``auto`` takes what
+    works and lists the rest in ``unavailable``.
+    """
+    if choice == "none":
+        return EnergyMeter([], {"all": "energy measurement turned off (--llmeff-energy none)"})
+    meters: list[Any] = []
+    unavailable: dict[str, str] = {}
+    wanted = {"auto": ("nvml", "rapl", "codecarbon")}.get(choice, (choice,))
+    if choice not in ("auto", "nvml", "rapl", "codecarbon"):
+        raise ValueError(f"unknown energy meter {choice!r} (auto, nvml, rapl, codecarbon, none)")
+    covered: set[str] = set()
+    on_gpu = device.startswith("cuda")
+    for name in wanted:
+        try:
+            if name == "nvml":
+                if not on_gpu:
+                    raise MeterUnavailable("the run is on the CPU, so there is no GPU energy to read")
+                meter: Any = NvmlMeter(gpu_indices or [0])
+            elif name == "rapl":
+                meter = RaplMeter()
+            else:
+                rest = tuple(c for c in ("cpu", "ram") if c not in covered)
+                if not rest:
+                    continue
+                meter = CodeCarbonMeter(rest)
+        except MeterUnavailable as exc:
+            if choice != "auto":
+                raise
+            unavailable[name] = str(exc)
+            continue
+        meters.append(meter)
+        covered.update(meter.components)
+    return EnergyMeter(meters, unavailable)

@@ -1,0 +1,153 @@
+"""Perplexity under a named protocol, so values from different protocols are never compared.
+
+Protocols (the id is stored with every value):
+- ``nonoverlap-<ctx>``: the GPTQ-paper protocol. Documents joined with ``"\\n\\n"``, tokenised once,
+  cut into back-to-back windows of ``ctx`` tokens, the ragged tail dropped; each window is scored on
+  its own (no context carried over), and perplexity is ``exp`` of the mean token loss.
+- ``stride-<s>``: Hugging Face's sliding window. Windows of the model context advance by ``s``
+  tokens; only the last ``s`` tokens of each window are scored, with the rest as context.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_PROTOCOL = re.compile(r"^(nonoverlap|stride)-(\d+)$")
+
+
+@dataclass(frozen=True)
+class PerplexityProtocol:
+    """A parsed protocol id such as ``nonoverlap-256`` or ``stride-128``."""
+
+    kind: str
+    size: int
+
+    @classmethod
+    def parse(cls, text: str) -> PerplexityProtocol:
+        match = _PROTOCOL.match(text.strip())
+        if not match or int(match.group(2)) < 2:
+            raise ValueError(
+                f"unknown perplexity protocol {text!r}: expected 'nonoverlap-<ctx>' or "
+                "'stride-<s>' with a whole number of tokens ≥ 2 (e.g. 'nonoverlap-256')"
+            )
+        return cls(match.group(1), int(match.group(2)))
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{self.size}"
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """A perplexity value and everything needed to compare it honestly."""
+
+    value: float
+    protocol: str
+    tokens_scored: int
+    windows: int
+    dtype: str
+    device: str
+    seconds: float  # wall clock of the evaluation, for tokens/s
+
+    @property
+    def mean_nll(self) -> float:
+        return math.log(self.value)
+
+
+def _model_device_dtype(model: Any) -> tuple[Any, Any]:
+    import torch
+
+    param = next(model.parameters())
+    dtype = getattr(model, "dtype", param.dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+    return param.device, dtype
+
+
+def perplexity(
+    model: Any,
+    token_ids: list[int],
+    protocol: str | PerplexityProtocol,
+    *,
+    batch_size: int = 8,
+    max_windows: int | None = None,
+) -> PerplexityResult:
+    """Score ``token_ids`` with ``model`` (a causal LM returning ``.logits``) under ``protocol``.
+
+    Args:
+        model: a transformers causal LM (any dtype / device / quantisation).
+        token_ids: the evaluation text, already tokenised as one stream.
+        protocol: ``nonoverlap-<ctx>`` or ``stride-<s>``; ``ctx`` may not exceed the model's positions.
+        batch_size: windows scored per forward pass (batched windows keep matmuls large).
+        max_windows: score only the first N windows (quick runs); recorded in ``windows``.
+    """
+    import torch
+
+    proto = protocol if isinstance(protocol, PerplexityProtocol) else PerplexityProtocol.parse(protocol)
+    n_positions = _context_length(model)
+    device, dtype = _model_device_dtype(model)
+    ids = torch.tensor(token_ids, dtype=torch.long)
+
+    if proto.kind == "nonoverlap":
+        ctx = proto.size
+        if n_positions is not None and ctx > n_positions:
+            raise ValueError(f"protocol {proto.id} needs {ctx} positions; the model has {n_positions}")
+        n_windows = ids.numel() // ctx
+        # (n_windows, ctx); every window scores ctx-1 tokens: the first has no context.
+        windows = [(ids[i * ctx:(i + 1) * ctx], 1) for i in range(n_windows)]
+    else:
+        if n_positions is None:
+            raise ValueError("the stride protocol needs the model's context length (n_positions)")
+        stride, ctx = proto.size, n_positions
+        if stride > ctx:
+            raise ValueError(f"stride {stride} is larger than the model context {ctx}")
+        windows = []
+        for start in range(0, max(ids.numel() - ctx, 0) + 1, stride):
+            # Score only the last `stride` tokens (all but the first window), the rest is context;
+            # a window's first token has no context and is never scored.
+            first_scored = 1 if start == 0 else max(1, ctx - stride)
+            windows.append((ids[start:start + ctx], first_scored))
+    if max_windows is not None:
+        windows = windows[:max_windows]
+    if not windows:
+        raise ValueError(f"the text has {ids.numel()} tokens: too short for protocol {proto.id}")
+
+    total_nll, total_tokens = 0.0, 0
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for b in range(0, len(windows), batch_size):
+            chunk = windows[b:b + batch_size]
+            batch = torch.stack([w for w, _ in chunk]).to(device)  # (B, ctx)
+            logits = model(input_ids=batch).logits  # (B, ctx, vocab)
+            # Log-softmax in fp32: fp16/bf16 logits lose too much in the normaliser.
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            target = batch[:, 1:]
+            nll = -logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, ctx-1)
+            for row, (_, first_scored) in enumerate(chunk):
+                # Position j of `nll` predicts token j+1; score tokens first_scored .. ctx-1.
+                scored = nll[row, first_scored - 1:]
+                total_nll += float(scored.double().sum())
+                total_tokens += scored.numel()
+    seconds = time.perf_counter() - started
+    return PerplexityResult(
+        value=math.exp(total_nll / total_tokens),
+        protocol=proto.id,
+        tokens_scored=total_tokens,
+        windows=len(windows),
+        dtype=str(dtype).replace("torch.", ""),
+        device=str(device),
+        seconds=seconds,
+    )
+
+
+def _context_length(model: Any) -> int | None:
+    config = getattr(model, "config", None)
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None

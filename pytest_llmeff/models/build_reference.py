@@ -1,0 +1,214 @@
+"""Rebuild the embedded reference model: corpus snapshot → BPE tokenizer → small GPT-2 → recipe.
+
+    python -m pytest_llmeff.models.build_reference            # everything, into the package
+    python -m pytest_llmeff.models.build_reference --reuse-corpus --device cuda
+
+The recipe (``RECIPE.json``) records the seed, every hyper-parameter, library versions, the
+training curve and the sha256 of the corpus, tokenizer and weights, so a rebuild can be checked.
+Training keeps the checkpoint with the best held-out perplexity (early stopping): the corpus is
+small (~0.5 M tokens) and a model trained past that point overfits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_llmeff.models import corpus as corpus_mod
+from pytest_llmeff.models.embedded import REFERENCE_DIR, sha256_file
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines the reference model."""
+
+    seed: int = 1234
+    vocab_size: int = 4096
+    n_positions: int = 256
+    n_embd: int = 192
+    n_layer: int = 6
+    n_head: int = 6  # 32-dim heads: enough heads for head pruning to have a choice
+    dropout: float = 0.1
+    batch_size: int = 16
+    steps: int = 2500
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    eval_every: int = 250
+    eval_protocol: str = "nonoverlap-256"
+    save_dtype: str = "float16"  # halves the shipped file; loaded back as float32 on CPU
+
+
+def _log(msg: str) -> None:
+    print(f"[build-reference {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_tokenizer(texts: list[str], recipe: Recipe, out: Path) -> Any:
+    """Byte-level BPE (GPT-2 style) trained on the train split; saved as a transformers tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=recipe.vocab_size, min_frequency=2,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
+                                  eos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                                  model_max_length=recipe.n_positions)
+    tok.save_pretrained(out)
+    return tok
+
+
+def _lr_at(step: int, recipe: Recipe) -> float:
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+
+
+def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, device: str,
+                max_minutes: float) -> tuple[Any, list[dict[str, float]]]:
+    """Train from scratch; return the best checkpoint (by held-out perplexity) and the curve."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from pytest_llmeff.measure.perplexity import perplexity
+
+    torch.manual_seed(recipe.seed)
+    config = GPT2Config(vocab_size=recipe.vocab_size, n_positions=recipe.n_positions,
+                        n_embd=recipe.n_embd, n_layer=recipe.n_layer, n_head=recipe.n_head,
+                        resid_pdrop=recipe.dropout, embd_pdrop=recipe.dropout,
+                        attn_pdrop=recipe.dropout, bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(config).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
+    data = torch.tensor(train_ids, dtype=torch.long)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    ctx = recipe.n_positions
+    best_ppl, best_state, curve = float("inf"), None, []
+    started = time.perf_counter()
+    for step in range(recipe.steps):
+        starts = torch.randint(0, data.numel() - ctx, (recipe.batch_size,), generator=gen)
+        batch = torch.stack([data[s:s + ctx] for s in starts.tolist()]).to(device)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, recipe)
+        model.train()
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - started
+        last = step + 1 == recipe.steps or elapsed > max_minutes * 60
+        if (step + 1) % recipe.eval_every == 0 or last:
+            model.eval()
+            ppl = perplexity(model, heldout_ids, recipe.eval_protocol).value
+            curve.append({"step": step + 1, "train_loss": loss.item(), "heldout_ppl": ppl,
+                          "seconds": round(elapsed, 1)})
+            _log(f"step {step + 1}/{recipe.steps}  train loss {loss.item():.3f}  "
+                 f"held-out ppl {ppl:.2f}  ({elapsed / 60:.1f} min)")
+            if ppl < best_ppl:
+                best_ppl = ppl
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if last:
+            if elapsed > max_minutes * 60 and step + 1 < recipe.steps:
+                _log(f"stopping at step {step + 1}: --max-minutes {max_minutes} reached")
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, curve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REFERENCE_DIR, help="output folder")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--steps", type=int, default=Recipe.steps)
+    parser.add_argument("--max-minutes", type=float, default=180.0,
+                        help="stop training after this long (the best checkpoint so far is kept)")
+    parser.add_argument("--reuse-corpus", action="store_true",
+                        help="keep the corpus snapshot in --out instead of re-reading the stdlib")
+    args = parser.parse_args(argv)
+
+    import tokenizers
+    import torch
+    import transformers
+
+    recipe = Recipe(steps=args.steps)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if args.device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    snapshot = out / "corpus.jsonl.gz"
+    provenance = corpus_mod.snapshot_provenance()
+    if args.reuse_corpus and snapshot.exists():
+        _log(f"reusing corpus snapshot {snapshot}")
+        old = out / "RECIPE.json"
+        if old.exists():
+            provenance = json.loads(old.read_text())["corpus"]["collected_with"]
+    else:
+        _log("collecting documentation text from this interpreter's standard library")
+        corpus_mod.write_snapshot(corpus_mod.collect_documents(), snapshot)
+    splits = corpus_mod.read_snapshot(snapshot)
+    train_texts = [d.text for d in splits["train"]]
+    heldout_text = corpus_mod.DOC_SEPARATOR.join(d.text for d in splits["heldout"])
+
+    _log(f"training a {recipe.vocab_size}-token byte-level BPE on {len(train_texts)} documents")
+    tok = train_tokenizer(train_texts, recipe, out)
+    train_ids = tok(corpus_mod.DOC_SEPARATOR.join(train_texts))["input_ids"]
+    heldout_ids = tok(heldout_text)["input_ids"]
+    _log(f"corpus: {len(train_ids):,} train tokens, {len(heldout_ids):,} held-out tokens")
+
+    started = time.perf_counter()
+    model, curve = train_model(train_ids, heldout_ids, recipe, args.device, args.max_minutes)
+    minutes = (time.perf_counter() - started) / 60
+    model = model.to("cpu").to(getattr(torch, recipe.save_dtype))
+    model.save_pretrained(out, safe_serialization=True)
+
+    # The figure users see is the one of the shipped (fp16-stored) weights, loaded back in fp32.
+    from transformers import GPT2LMHeadModel
+
+    from pytest_llmeff.measure.perplexity import perplexity
+
+    shipped = GPT2LMHeadModel.from_pretrained(out, dtype=torch.float32).eval()
+    final = perplexity(shipped, heldout_ids, recipe.eval_protocol)
+    n_params = sum(p.numel() for p in shipped.parameters())
+    record = {
+        "recipe": asdict(recipe),
+        "parameters": n_params,
+        "corpus": {"file": snapshot.name, "sha256": sha256_file(snapshot),
+                   "train_documents": len(train_texts), "heldout_documents": len(splits["heldout"]),
+                   "train_tokens": len(train_ids), "heldout_tokens": len(heldout_ids),
+                   "collected_with": provenance},
+        "heldout_perplexity": {"value": round(final.value, 3), "protocol": final.protocol,
+                               "tokens_scored": final.tokens_scored, "dtype": final.dtype,
+                               "device": final.device},
+        "training": {"device": args.device, "minutes": round(minutes, 1),
+                     "steps_run": curve[-1]["step"], "curve": curve,
+                     "machine": platform.processor() or platform.machine()},
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
+                     "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+        "sha256": {name: sha256_file(out / name)
+                   for name in ("model.safetensors", "tokenizer.json", "config.json")},
+        "built": time.strftime("%Y-%m-%d"),
+    }
+    (out / "RECIPE.json").write_text(json.dumps(record, indent=2) + "\n")
+    _log(f"done: {n_params:,} parameters, held-out perplexity {final.value:.2f} "
+         f"({final.protocol}, {final.tokens_scored:,} tokens) after {minutes:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Evaluation and calibration text: the embedded corpus, a local file or folder, or WikiText-2.
+
+- ``embedded``: the shipped corpus snapshot (held-out split evaluated, train split for calibration
+  and distillation).
+- a folder with ``train.txt`` and ``test.txt``: used as they are.
+- a single text file: split at blank lines; every 20th paragraph is evaluated, the rest calibrates
+  (calibrating on the evaluated text would flatter compressed models).
+- ``wikitext2``: the WikiText-2 raw splits through ``datasets`` (needs the network or a cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_llmeff.models import corpus
+from pytest_llmeff.models.embedded import EMBEDDED_NAME, REFERENCE_DIR
+from pytest_llmeff.registry import did_you_mean
+
+WIKITEXT2 = "wikitext2"
+_NAMED = (EMBEDDED_NAME, WIKITEXT2)
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class TextData:
+    """Text for one run: what perplexity is measured on, and what compressors may learn from."""
+
+    name: str
+    eval_text: str
+    train_texts: tuple[str, ...]
+    description: str
+
+    def calibration_texts(self, n: int, min_chars: int = 200) -> list[str]:
+        """The first ``n`` training documents of at least ``min_chars`` characters (deterministic)."""
+        picked = [t for t in self.train_texts if len(t) >= min_chars][:n]
+        return picked or list(self.train_texts[:n])
+
+
+def check_dataset(name: str) -> None:
+    """Validate a dataset name without loading it (for option parsing)."""
+    if name in _NAMED:
+        return
+    path = Path(name).expanduser()
+    if path.is_file():
+        return
+    if path.is_dir():
+        if not (path / "train.txt").is_file() or not (path / "test.txt").is_file():
+            raise DatasetError(f"dataset folder {name!r} needs train.txt and test.txt")
+        return
+    raise DatasetError(
+        f"unknown dataset {name!r}{did_you_mean(name, list(_NAMED))}: use 'embedded', 'wikitext2', "
+        "a text file, or a folder with train.txt and test.txt"
+    )
+
+
+def load_text_data(name: str) -> TextData:
+    """Load the dataset called ``name`` (see the module docstring)."""
+    check_dataset(name)
+    if name == EMBEDDED_NAME:
+        splits = corpus.read_snapshot(REFERENCE_DIR / "corpus.jsonl.gz")
+        return TextData(
+            name, corpus.DOC_SEPARATOR.join(d.text for d in splits["heldout"]),
+            tuple(d.text for d in splits["train"]),
+            "embedded corpus (Python stdlib documentation), held-out split",
+        )
+    if name == WIKITEXT2:
+        return _wikitext2()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        train = (path / "train.txt").read_text(encoding="utf-8")
+        return TextData(name, (path / "test.txt").read_text(encoding="utf-8"),
+                        tuple(p for p in train.split("\n\n") if p.strip()), f"{path}/test.txt")
+    paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    if len(paragraphs) < 2:
+        raise DatasetError(f"text file {name!r} needs at least two blank-line separated paragraphs")
+    held = corpus.HELD_OUT_EVERY
+    evaluated = [p for i, p in enumerate(paragraphs) if i % held == held - 1] or paragraphs[-1:]
+    rest = [p for p in paragraphs if p not in evaluated]
+    return TextData(name, corpus.DOC_SEPARATOR.join(evaluated), tuple(rest),
+                    f"{path}, every {held}th paragraph")
+
+
+def _wikitext2() -> TextData:
+    try:
+        from datasets import load_dataset
+
+        test = load_dataset("wikitext", "wikitext-2-raw-v1", split="test")
+        train = load_dataset("wikitext", "wikitext-2-raw-v1", split="train")
+    except Exception as exc:  # datasets raises many types when offline; all mean "not available"
+        raise DatasetError(
+            "WikiText-2 could not be loaded through `datasets` (no network and no local cache?): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Use --llmeff-dataset embedded or a local text file instead."
+        ) from None
+    # GPTQ-paper convention: the raw lines joined with blank lines.
+    return TextData(WIKITEXT2, "\n\n".join(test["text"]),
+                    tuple(t for t in train["text"] if t.strip()), "WikiText-2 raw, test split")

@@ -1,0 +1,134 @@
+"""Resolve a model name (``embedded``, a local folder, a Hugging Face id) and load it.
+
+Safety defaults: safetensors weights only (pickled ``.bin`` files can run code when loaded) and no
+remote code, unless the user opts in with ``--llmeff-allow-pickle`` / ``--llmeff-trust-remote-code``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_llmeff.models.embedded import EMBEDDED_NAME, REFERENCE_DIR
+from pytest_llmeff.registry import did_you_mean
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be resolved or loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from. ``location`` is a folder path or a hub id."""
+
+    name: str
+    source: str  # "embedded" | "local" | "hub"
+    location: str
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def from_pretrained_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if not self.allow_pickle:
+            kwargs["use_safetensors"] = True
+        return kwargs
+
+
+def resolve_model(name: str, *, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelSpec:
+    """Decide where ``name`` comes from, without importing torch.
+
+    Raises:
+        ModelLoadError: a path that does not exist or holds no loadable weights.
+    """
+    name = name.strip()
+    if name == EMBEDDED_NAME:
+        return ModelSpec(name, "embedded", str(REFERENCE_DIR))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        _check_local_folder(path, allow_pickle)
+        return ModelSpec(name, "local", str(path.resolve()), trust_remote_code, allow_pickle)
+    if path.exists():
+        raise ModelLoadError(f"model {name!r} is a file; give the folder that holds config.json and the weights")
+    if not _HUB_ID.match(name):  # './x', '/x', '~/x', 'a/b/c': a path, not an 'org/name' hub id
+        siblings = []
+        if path.parent.is_dir():
+            siblings = [str(path.parent / p.name) for p in path.parent.iterdir() if p.is_dir()]
+        hint = did_you_mean(name, siblings + [EMBEDDED_NAME])
+        raise ModelLoadError(f"model folder {name!r} does not exist{hint}")
+    return ModelSpec(name, "hub", name, trust_remote_code, allow_pickle)
+
+
+def _check_local_folder(path: Path, allow_pickle: bool) -> None:
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"model folder {path} has no config.json (is it a transformers model folder?)")
+    if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").exists():
+        return
+    pickled = sorted(p.name for p in path.glob("*.bin"))
+    if pickled and not allow_pickle:
+        raise ModelLoadError(
+            f"model folder {path} has only pickled weights ({', '.join(pickled)}), which can run code when "
+            "loaded; convert them to safetensors or pass --llmeff-allow-pickle if you trust them"
+        )
+    if not pickled:
+        raise ModelLoadError(f"model folder {path} holds no weights (*.safetensors)")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded base model, its tokenizer, and how to load it again (compressors reload from it)."""
+
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def context_length(self) -> int:
+        cfg = self.model.config
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            value = getattr(cfg, attr, None)
+            if isinstance(value, int):
+                return value
+        return 2048
+
+    def reload(self, **overrides: Any) -> Any:
+        """Load the base model again from its source with changed keyword arguments
+        (e.g. a ``quantization_config``): the way to quantise without a copy in memory first."""
+        from transformers import AutoModelForCausalLM
+
+        kwargs = self.load_kwargs | overrides
+        return AutoModelForCausalLM.from_pretrained(self.spec.location, **kwargs).eval()
+
+
+def load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
+    """Load model and tokenizer; offline / unknown hub ids become a :class:`ModelLoadError`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = spec.from_pretrained_kwargs() | {"dtype": getattr(torch, dtype)}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.location, trust_remote_code=spec.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(spec.location, **kwargs)
+    except (OSError, ValueError) as exc:
+        where = "the Hugging Face hub (is the network reachable?)" if spec.source == "hub" else spec.location
+        hint = did_you_mean(spec.name, [EMBEDDED_NAME])
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"could not load model {spec.name!r} from {where}{hint}: {first_line}") from None
+    model = model.to(device).eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(spec, model, tokenizer, device, dtype, kwargs)

@@ -1,0 +1,175 @@
+"""pytest glue: options, hooks, fixtures and the terminal summary. The work happens in the session.
+
+Nothing here imports torch: without ``--llmeff`` the plugin only marks benchmark cases as skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_llmeff import options as options_mod
+
+SESSION = pytest.StashKey["Any"]()
+MARKER = "llmeff"
+DEFAULT_COMPRESSORS = ("base",)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options_mod.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_llmeff import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def _progress(config: pytest.Config) -> Any:
+    def write(message: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or config.get_verbosity() < -1:
+            return
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        guard = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with guard:
+            reporter.write_line(f"[llmeff] {message}")
+
+    return write
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(compressors=[...], budgets=[...] or {{pipeline: [...]}}, workload=...): "
+        "an LLM benchmark case (skipped unless --llmeff)",
+    )
+    if not (config.getoption("llmeff") or config.getini("llmeff")):
+        return
+    from pytest_llmeff.compress import COMPRESSORS
+    from pytest_llmeff.session import Session
+    from pytest_llmeff.store import BaselineError
+
+    try:
+        compressors = COMPRESSORS.copy()  # this run's: what its hooks add stays with it
+        config.hook.pytest_llmeff_register_compressors(registry=compressors)
+        opts = options_mod.Options.from_config(config, compressors)
+        extra: dict[str, Any] = {}
+        config.hook.pytest_llmeff_machine_info(info=extra)
+        config.stash[SESSION] = Session(opts, _progress(config), extra)
+    except (options_mod.OptionError, BaselineError) as exc:
+        raise pytest.UsageError(f"pytest-llmeff: {exc}") from None
+
+
+def _session(config: pytest.Config) -> Any:
+    return config.stash.get(SESSION, None)
+
+
+def _is_case(item: pytest.Item) -> bool:
+    return item.get_closest_marker(MARKER) is not None or "llmeff" in getattr(item, "fixturenames", ())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``compressor`` from the marker, ``--llmeff-compressors``, or the default."""
+    if "compressor" not in metafunc.fixturenames:
+        return
+    if any("compressor" in m.args[0] for m in metafunc.definition.iter_markers("parametrize") if m.args):
+        return  # the test parametrizes it itself
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    names = list(marker.kwargs.get("compressors", ())) if marker else []
+    if not names:
+        opt = metafunc.config.getoption("llmeff_compressors") or metafunc.config.getini("llmeff_compressors")
+        names = [c.strip() for c in str(opt).split(",") if c.strip()] or list(DEFAULT_COMPRESSORS)
+    metafunc.parametrize("compressor", names, indirect=True, ids=names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _session(config) is None:
+        skip = pytest.mark.skip(reason="LLM benchmark case: run with --llmeff")
+        for item in items:
+            if _is_case(item):
+                item.add_marker(skip)
+        return
+    # The base model's cases run first, so every other case compares with a base timed the same way.
+    positions = [i for i, item in enumerate(items) if _is_case(item)]
+    cases = [items[i] for i in positions]
+    cases.sort(key=lambda it: 0 if getattr(getattr(it, "callspec", None), "params", {}).get("compressor") == "base"
+               else 1)
+    for i, item in zip(positions, cases, strict=True):
+        items[i] = item
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    session = _session(item.config)
+    if session is not None and call.when == "call" and report.passed and _is_case(item):
+        session.accept(item.nodeid)  # only passing cases may become baselines
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = _session(session.config)
+    if run is not None:
+        run.finish()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = _session(config)
+    if run is None or not run.results:
+        return
+    from pytest_llmeff.report import summary_lines
+
+    terminalreporter.section("llmeff summary")
+    for line in summary_lines(run.results, run):
+        terminalreporter.write_line(line)
+
+
+# ---------------------------------------------------------------------------- fixtures
+def _require(request: pytest.FixtureRequest) -> Any:
+    run = _session(request.config)
+    if run is None:
+        pytest.skip("LLM benchmark fixture: run with --llmeff")
+    return run
+
+
+@pytest.fixture(scope="session")
+def llm_model(request: pytest.FixtureRequest) -> Any:
+    """The base model of the run (``LoadedModel``: ``.model``, ``.tokenizer``, ``.device``…), loaded once."""
+    from pytest_llmeff.cases import clear_errors
+
+    with clear_errors():
+        return _require(request).base()
+
+
+@pytest.fixture
+def compressor(request: pytest.FixtureRequest) -> Any:
+    """The compressor pipeline of this case (parametrized by name; unknown names fail clearly)."""
+    run = _require(request)
+    from pytest_llmeff.compress import CompressError
+    from pytest_llmeff.registry import UnknownNameError
+
+    try:
+        return run.pipeline(request.param)
+    except (UnknownNameError, CompressError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def energy_meter(request: pytest.FixtureRequest) -> Any:
+    """The run's energy meter: ``with energy_meter.measure() as w: ...`` then ``w.reading``."""
+    return _require(request).meter()
+
+
+@pytest.fixture
+def llmeff(request: pytest.FixtureRequest, benchmark: Any) -> Any:
+    """The case object: ``llmeff.run(compressor)`` measures, records and checks budgets."""
+    from pytest_llmeff.cases import LlmeffCase
+
+    run = _require(request)
+    marker = request.node.get_closest_marker(MARKER)
+    return LlmeffCase(run, request.node.nodeid, benchmark, marker.kwargs if marker else {},
+                      request.config.hook)

@@ -1,0 +1,147 @@
+"""Baseline storage: JSON per machine fingerprint and model, validated on read, written atomically.
+
+Layout::
+
+    baselines/<fingerprint id>/<model slug>.json
+
+A file is only written when the user asks (``--llmeff-update-baselines``), under a lock (parallel
+workers merge instead of overwriting each other), through a temporary file and ``os.replace`` so a
+crash never leaves half a file. Corrupt or foreign files raise :class:`BaselineError` and are never
+touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_llmeff.fingerprint import fingerprint_id, hardware_differences
+from pytest_llmeff.records import CaseRecord
+
+SCHEMA = "pytest-llmeff/baselines"
+VERSION = 1
+
+
+class BaselineError(ValueError):
+    """A baseline file that cannot be used (corrupt JSON, another schema, another machine)."""
+
+
+def model_slug(model: str) -> str:
+    """A filesystem-safe name for a model id or path."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model.strip("/")).strip("_") or "model"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path.lock`` (POSIX ``flock``; a no-op where that does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"baseline file {path} is not valid JSON ({exc}); fix or remove it") from None
+    except OSError as exc:
+        raise BaselineError(f"baseline file {path} cannot be read: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise BaselineError(f"{path} is not a pytest-llmeff baseline file (no \"schema\": \"{SCHEMA}\")")
+    if data.get("version") != VERSION:
+        raise BaselineError(f"{path} has baseline format version {data.get('version')!r}; "
+                            f"this pytest-llmeff reads version {VERSION}")
+    if not isinstance(data.get("cases"), dict) or not isinstance(data.get("fingerprint"), dict):
+        raise BaselineError(f"{path} is missing its \"cases\" or \"fingerprint\" table")
+    return data
+
+
+@dataclass(frozen=True)
+class BaselineChange:
+    """One case written by an update: its old and new numbers, for the summary."""
+
+    case_id: str
+    old: Mapping[str, float] | None
+    new: Mapping[str, float]
+
+
+class BaselineStore:
+    """The baselines of one model on one machine."""
+
+    def __init__(self, root: Path, fingerprint: dict[str, Any], model: str) -> None:
+        self.root = root
+        self.fingerprint = fingerprint
+        self.model = model
+        self.path = root / fingerprint_id(fingerprint) / f"{model_slug(model)}.json"
+        self._cases: dict[str, CaseRecord] | None = None
+
+    def load(self) -> dict[str, CaseRecord]:
+        """Read and validate the file (empty when it does not exist)."""
+        if self._cases is None:
+            self._cases = self._parse(_read(self.path)) if self.path.exists() else {}
+        return self._cases
+
+    def _parse(self, data: dict[str, Any]) -> dict[str, CaseRecord]:
+        diffs = hardware_differences(data["fingerprint"], self.fingerprint)
+        if diffs:
+            raise BaselineError(f"{self.path} was recorded on other hardware ({'; '.join(diffs)})")
+        try:
+            return {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineError(f"{self.path}: malformed case entry ({exc!r})") from None
+
+    def get(self, case_id: str) -> CaseRecord | None:
+        return self.load().get(case_id)
+
+    def other_machines(self) -> list[str]:
+        """Fingerprint folders that hold baselines for this model but are not this machine."""
+        if not self.root.is_dir():
+            return []
+        mine = self.path.parent.name
+        return sorted(p.parent.name for p in self.root.glob(f"*/{self.path.name}") if p.parent.name != mine)
+
+    def write(self, updates: Mapping[str, CaseRecord]) -> list[BaselineChange]:
+        """Merge ``updates`` into the file on disk (re-read under the lock) and replace it atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path):
+            current = self._parse(_read(self.path)) if self.path.exists() else {}
+            changes = [BaselineChange(cid, current[cid].numbers() if cid in current else None, rec.numbers())
+                       for cid, rec in sorted(updates.items())]
+            current.update(updates)
+            payload = {
+                "schema": SCHEMA, "version": VERSION, "model": self.model,
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "fingerprint": self.fingerprint,
+                "cases": {cid: current[cid].to_json() for cid in sorted(current)},
+            }
+            fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(payload, fh, indent=2, sort_keys=False)
+                    fh.write("\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        self._cases = current
+        return changes

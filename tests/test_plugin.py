@@ -1,0 +1,231 @@
+"""The plugin end to end (pytester): real runs on the embedded model, bad input, baselines, compare.
+
+Every inner run is a subprocess: in-process runs drop the modules they imported afterwards, and
+torch's extension modules cannot be imported a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUICK = ["--llmeff", "--llmeff-eval-windows=4", "--llmeff-min-seconds=0.5", "-p", "no:cacheprovider"]
+
+SUITE = '''
+import pytest
+
+@pytest.mark.llmeff(compressors=["base", "nf4"], budgets=["perplexity:+50%", "opt<=baseline+1000%"])
+def test_quant(llmeff, compressor):
+    llmeff.run(compressor)
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
+def baseline_files(root: Path) -> list[Path]:
+    return sorted((root / "baselines").glob("*/*.json"))
+
+
+# ---------------------------------------------------------------------------- without --llmeff
+TORCH_PROBE = '''
+import sys
+
+def pytest_unconfigure(config):
+    with open("torch_imported.txt", "w") as fh:
+        fh.write(str("torch" in sys.modules))
+'''
+
+
+@pytest.mark.parametrize("args", [[], ["--help"]])
+def test_plain_run_skips_cases_and_never_imports_torch(suite, args):
+    suite.makeconftest(TORCH_PROBE)
+    result = suite.runpytest_subprocess(*args, "-rs")
+    if not args:
+        result.assert_outcomes(skipped=2)
+        result.stdout.fnmatch_lines(["*LLM benchmark case: run with --llmeff*"])
+    else:
+        result.stdout.fnmatch_lines(["*--llmeff-model*"])
+    assert (suite.path / "torch_imported.txt").read_text() == "False"
+
+
+# ---------------------------------------------------------------------------- a real run
+def test_run_measures_and_prints_the_summary(suite):
+    result = suite.runpytest_subprocess(*QUICK)
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*llmeff summary*",
+        "*case*perplexity*time ms*energy*opt balanced*opt energy*opt runtime*verdict*",
+        "base *+0.0%*1 *1 *1 *no baseline*",
+        "nf4 *no baseline*",
+    ])
+    assert "energy (ESTIMATED): cpu+ram: codecarbon-estimate" in out
+    assert "perplexity: nonoverlap-256 on embedded" in out
+    assert "[llmeff] loading model 'embedded'" in out
+    assert not baseline_files(suite.path)  # nothing written without --llmeff-update-baselines
+
+
+def test_baselines_written_on_request_then_compared(suite):
+    first = suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines")
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["*baselines written to*", "*test_quant?base?*(new)*"])
+    (path,) = baseline_files(suite.path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == "pytest-llmeff/baselines" and len(data["cases"]) == 2
+    nf4 = data["cases"]["test_suite.py::test_quant[nf4]"]
+    assert nf4["values"]["energy"]["estimated"] is True and nf4["values"]["energy"]["value"] > 0
+    assert nf4["values"]["perplexity"]["method"] == "nonoverlap-256"
+
+    second = suite.runpytest_subprocess(*QUICK)
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines(["base *pass*", "nf4 *pass*"])
+    assert path.read_text() == json.dumps(data, indent=2) + "\n"  # comparing never rewrites
+
+    strict = suite.runpytest_subprocess(*QUICK, "--llmeff-budget=perplexity<=baseline-50%")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*budget broken*", "*perplexity*is not <=*stored baseline*-50%*off by*"])
+    assert "Traceback" not in strict.stdout.str()
+
+
+def test_failing_drift_budget_fails_with_a_readable_diff(pytester):
+    pytester.makepyfile(test_suite='''
+import pytest
+
+@pytest.mark.llmeff(compressors=["nf4"], budgets=["perplexity:-50%"])
+def test_quant(llmeff, compressor):
+    llmeff.run(compressor)
+''')
+    result = pytester.runpytest_subprocess(*QUICK)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*nf4: budget broken*", "*perplexity:-50%: perplexity * is not <= *base model*"])
+
+
+def test_missing_baseline_can_fail_a_ci_gate(suite):
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-missing-baseline=fail")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*no baseline for this case in*--llmeff-missing-baseline fail*"])
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--llmeff-budget=perplexity:5%"], "*malformed budget 'perplexity:5%' (a drift needs a sign*"),
+        (["--llmeff-model=./no/such/model"], "*model folder './no/such/model' does not exist*"),
+        (["--llmeff-device=cuda"], "*--llmeff-device cuda: no CUDA device is visible*"),
+        (["--llmeff-device=tpu"], "*unknown device 'tpu'*"),
+        (["--llmeff-weights=balance"], "*did you mean 'balanced'*"),
+        (["--llmeff-compressors=nf5"], "*unknown compressor 'nf5' — did you mean 'nf4'*"),
+        (["--llmeff-dataset=wikitext"], "*did you mean 'wikitext2'*"),
+        (["--llmeff-workload=forwad"], "*unknown workload 'forwad' — did you mean 'forward'*"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(suite, args, message):
+    result = suite.runpytest_subprocess(*QUICK, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-llmeff: {message}"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_corrupt_baseline_is_refused_and_left_as_it_was(suite):
+    suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
+    (path,) = baseline_files(suite.path)
+    path.write_text('{"schema": "pytest-llmeff/baselines", "version": 1, "cases": {')
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*is not valid JSON*fix or remove it*"])
+    assert path.read_text() == '{"schema": "pytest-llmeff/baselines", "version": 1, "cases": {'
+
+
+def test_unknown_compressor_in_a_suite_fails_that_case_clearly(pytester):
+    pytester.makepyfile(test_suite='''
+import pytest
+
+@pytest.mark.llmeff(compressors=["nf5", "int8+nf4"])
+def test_quant(llmeff, compressor):
+    llmeff.run(compressor)
+''')
+    result = pytester.runpytest_subprocess(*QUICK)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*unknown compressor 'nf5' — did you mean 'nf4'*",
+                                 "*two quantize steps (int8, nf4)*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unsupported_compressor_is_skipped_with_the_reason(pytester):
+    pytester.makepyfile(test_suite='''
+import pytest
+
+@pytest.mark.llmeff(compressors=["fp16"])
+def test_cast(llmeff, compressor):
+    llmeff.run(compressor)
+''')
+    result = pytester.runpytest_subprocess(*QUICK, "-rs")
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_fp16" in flags or "amx_fp16" in flags:
+        pytest.skip("this CPU has native float16: nothing to skip")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*fp16: this CPU has no native float16 arithmetic*"])
+
+
+# ---------------------------------------------------------------------------- extension and compare
+def test_user_compressor_through_the_hook(pytester):
+    pytester.makeconftest('''
+from dataclasses import dataclass
+from pytest_llmeff.compress import Compressor, Candidate
+
+@dataclass(frozen=True)
+class DropLastLayer(Compressor):
+    summary = "drop the last transformer block"
+
+    def apply(self, candidate, ctx):
+        import copy
+        model = copy.deepcopy(candidate.model)
+        model.transformer.h = model.transformer.h[:-1]
+        model.config.n_layer -= 1
+        return Candidate(model, False, candidate.steps + [self.id], candidate.notes)
+
+def pytest_llmeff_register_compressors(registry):
+    registry.register("drop-last", DropLastLayer)
+
+def pytest_llmeff_record(result):
+    print("RECORDED", result.record.method, result.record.values["parameters"].value)
+''')
+    pytester.makepyfile(test_suite='''
+import pytest
+
+@pytest.mark.llmeff(compressors=["drop-last", "drop-last+nf4"])
+def test_mine(llmeff, compressor):
+    llmeff.run(compressor)
+''')
+    result = pytester.runpytest_subprocess(*QUICK, "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*RECORDED drop-last *", "*RECORDED drop-last+nf4 *", "drop-last+nf4 *"])
+
+
+def test_saved_runs_compare_with_pytest_benchmark(suite):
+    storage = suite.path / "bench"
+    for _ in range(2):
+        suite.runpytest_subprocess(*QUICK, "--benchmark-autosave", f"--benchmark-storage=file://{storage}").assert_outcomes(
+            passed=2)
+    saved = sorted(storage.glob("*/*.json"))
+    assert len(saved) == 2
+    bench = json.loads(saved[0].read_text())["benchmarks"]
+    info = {b["name"]: b["extra_info"]["llmeff"] for b in bench}
+    assert info["test_quant[nf4]"]["values"]["perplexity"]["method"] == "nonoverlap-256"
+    assert info["test_quant[nf4]"]["values"]["energy"]["method"] == "cpu+ram: codecarbon-estimate"
+    compare = subprocess.run(
+        [sys.executable, "-c", "import sys; from pytest_benchmark.cli import main; sys.exit(main())",
+         f"--storage=file://{storage}", "compare"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "0001" in compare.stdout and "0002" in compare.stdout
+    assert "test_quant[nf4]" in compare.stdout
