@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_llmeff.compress.base import (
     STAGES,
@@ -37,6 +38,21 @@ for _name, _target in {
     "int8": "pytest_llmeff.compress.bnb:int8",
     "nf4": "pytest_llmeff.compress.bnb:nf4",
     "fp4": "pytest_llmeff.compress.bnb:fp4",
+    "gptq": "pytest_llmeff.compress.gptq:gptq",
+    "gptq4": "pytest_llmeff.compress.gptq:gptq4",
+    "kd": "pytest_llmeff.compress.distill:kd",
+    "kd-rkl": "pytest_llmeff.compress.distill:kd_rkl",
+    "seqkd": "pytest_llmeff.compress.distill:seqkd",
+    "ah": "pytest_llmeff.compress.heads:ah",
+    "ah90": "pytest_llmeff.compress.heads:ah90",
+    "ah80": "pytest_llmeff.compress.heads:ah80",
+    "magnitude": "pytest_llmeff.compress.sparsity:magnitude",
+    "sparsegpt": "pytest_llmeff.compress.sparsity:sparsegpt",
+    "2:4": "pytest_llmeff.compress.sparsity:semi24",
+    "2:4-sparsegpt": "pytest_llmeff.compress.sparsity:semi24_sparsegpt",
+    "layer": "pytest_llmeff.compress.layers:layer",
+    "layer20": "pytest_llmeff.compress.layers:layer20",
+    "layer40": "pytest_llmeff.compress.layers:layer40",
 }.items():
     COMPRESSORS.register(_name, _target)
 
@@ -80,12 +96,40 @@ class Pipeline:
         for step in self.steps:
             step.check(ctx)
 
-    def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
-        for step in self.steps:
+    def apply(self, candidate: Candidate, ctx: CompressContext,
+              cache: dict[str, Candidate] | None = None) -> Candidate:
+        """Run the steps. With ``cache``, structural prefixes (``kd``, ``kd+ah90``) computed by an
+        earlier pipeline are reused, and new ones stored, as copies (later steps change models in place)."""
+        start = 0
+        if cache is not None:
+            for k in range(len(self.steps), 0, -1):
+                key = "+".join(s.id for s in self.steps[:k])
+                if key in cache:
+                    candidate, start = _copy(cache[key]), k
+                    break
+        for k in range(start, len(self.steps)):
+            step = self.steps[k]
+            if step.stage == "quantize":
+                # Packed quantised tensors count storage elements, not weights: keep the real count.
+                candidate.info.setdefault("parameters", float(sum(p.numel() for p in candidate.model.parameters())))
             candidate = step.apply(candidate, ctx)
+            if cache is not None and step.stage == "structural" and _cacheable(candidate.model):
+                cache["+".join(s.id for s in self.steps[:k + 1])] = _copy(candidate)
         if self.reordered_from:
             candidate.notes.append(f"steps reordered from '{self.reordered_from}' to '{self.id}'")
         return candidate
+
+
+def _copy(candidate: Candidate) -> Candidate:
+    import copy
+
+    return Candidate(copy.deepcopy(candidate.model), candidate.pristine, list(candidate.steps),
+                     list(candidate.notes), dict(candidate.info))
+
+
+def _cacheable(model: Any, limit_bytes: int = 2 << 30) -> bool:
+    """Keep copies of small models only: a cached copy of a 7B model would not fit beside it."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()) <= limit_bytes
 
 
 def parse_pipeline(text: str, *, allow_reorder: bool = False,

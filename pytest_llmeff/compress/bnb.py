@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor, Unsupported
 
 _COMPUTE_DTYPES = ("auto", "float32", "float16", "bfloat16")
+CPU_4BIT_BLOCK = 64  # bitsandbytes' CPU 4-bit path packs weights in blocks of 64 input features
 
 
 def save_for_reload(candidate: Candidate, ctx: CompressContext) -> tuple[str, dict[str, Any]]:
@@ -21,6 +22,7 @@ def save_for_reload(candidate: Candidate, ctx: CompressContext) -> tuple[str, di
         return ctx.base.spec.location, dict(ctx.base.load_kwargs)
     folder = ctx.workdir / ("_".join(candidate.steps) or "model")
     candidate.model.save_pretrained(folder, safe_serialization=True)
+    ctx.tokenizer.save_pretrained(folder)  # some loaders (gptqmodel) read the tokenizer too
     return str(folder), {"use_safetensors": True, "dtype": candidate.model.dtype}
 
 
@@ -75,17 +77,37 @@ class BitsAndBytes(Compressor):
                                   bnb_4bit_use_double_quant=self.double_quant)
 
     def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
-        from transformers import AutoModelForCausalLM
+        from pytest_llmeff.models.loading import from_pretrained
 
         # On CPU, LLM.int8 logs "inputs will be cast … to float16" on every forward pass.
         logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
         source, kwargs = save_for_reload(candidate, ctx)
         device_map = {"": ctx.device if ctx.device == "cpu" else _cuda_index(ctx.device)}
+        config = self.config(ctx.dtype)
+        notes = list(candidate.notes)
+        skip = self._cpu_4bit_skips(candidate.model) if self.bits == 4 and ctx.device == "cpu" else []
+        if skip:
+            config.llm_int8_skip_modules = skip + ["lm_head"]  # replaces the default, which skips lm_head
+            notes.append(f"{self.id}: {len(skip)} linear layers left unquantised — their input width is not "
+                         f"a multiple of {CPU_4BIT_BLOCK}, which the bitsandbytes CPU 4-bit kernel needs")
         ctx.progress(f"quantising with bitsandbytes ({self.id or self.bits}) on {ctx.device}")
-        model = AutoModelForCausalLM.from_pretrained(
-            source, **kwargs, quantization_config=self.config(ctx.dtype), device_map=device_map
-        ).eval()
-        return Candidate(model, False, candidate.steps + [self.id], candidate.notes, candidate.info)
+        model = from_pretrained(source, **kwargs, quantization_config=config, device_map=device_map).eval()
+        return Candidate(model, False, candidate.steps + [self.id], notes, candidate.info)
+
+    @staticmethod
+    def _cpu_4bit_skips(model: Any) -> list[str]:
+        """Names of block linears whose input width the CPU 4-bit kernel cannot take (after head pruning)."""
+        import torch
+
+        from pytest_llmeff.compress.sparsity import _is_conv1d
+
+        names = []
+        for name, module in model.named_modules():
+            width = module.in_features if isinstance(module, torch.nn.Linear) else (
+                module.weight.shape[0] if _is_conv1d(module) else None)
+            if width is not None and width % CPU_4BIT_BLOCK and name != "lm_head":
+                names.append(name)
+        return names
 
 
 def _cuda_index(device: str) -> int:

@@ -1,0 +1,151 @@
+"""GPTQ weight quantisation through gptqmodel (calibration texts from the run's train split).
+
+The quantised model is saved and loaded back with ``GPTQModel.load`` — GPT-2 GPTQ checkpoints do
+not load through transformers — and measured as the transformers model inside it. A named kernel
+backend is used (``gptq_torch`` on CPU, ``gptq_triton`` on CUDA): gptqmodel's ``auto`` picks the
+Hopper "machete" kernel on an H100, whose build needs the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor, Unsupported
+from pytest_llmeff.compress.bnb import save_for_reload
+from pytest_llmeff.compress.calibration import calibration_texts
+
+GROUP_SIZES = (128, 64, 32, 16)
+
+
+def quantizable_widths(model: Any) -> set[int]:
+    """Input widths of the linear layers gptqmodel quantises (inside the decoder blocks)."""
+    from pytest_llmeff.compress.sparsity import block_linears
+
+    return {w.shape[1] for _, w in block_linears(model)}
+
+
+def fitting_group_size(requested: int, widths: set[int]) -> int:
+    """``requested`` if it divides every width, else the largest smaller standard size that does."""
+    for size in (requested, *[g for g in GROUP_SIZES if g < requested]):
+        if all(w % size == 0 for w in widths):
+            return size
+    raise CompressError(f"no GPTQ group size ≤ {requested} divides the layer widths {sorted(widths)}")
+
+
+@dataclass(frozen=True)
+class Gptq(Compressor):
+    """GPTQ (second-order, one-shot) weight quantisation.
+
+    Attributes:
+        bits: weight bits (2, 3, 4 or 8).
+        group_size: weights sharing one scale; reduced (with a note) where layer widths do not divide.
+        samples: calibration documents from the train split.
+        desc_act: quantise columns in order of decreasing activation (act-order).
+        backend: gptqmodel kernel; ``auto`` = ``gptq_torch`` on CPU, ``gptq_triton`` on CUDA.
+    """
+
+    stage: ClassVar[str] = "quantize"
+    summary: ClassVar[str] = "GPTQ weight quantisation (gptqmodel)"
+    bits: int = 4
+    group_size: int = 128
+    samples: int = 128
+    desc_act: bool = False
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.bits not in (2, 3, 4, 8):
+            raise CompressError(f"GPTQ bits must be 2, 3, 4 or 8, got {self.bits!r}")
+        if self.group_size not in GROUP_SIZES:
+            raise CompressError(f"GPTQ group_size must be one of {GROUP_SIZES}, got {self.group_size!r}")
+        if self.samples < 1:
+            raise CompressError("GPTQ needs at least one calibration sample")
+
+    def check(self, ctx: CompressContext) -> None:
+        try:
+            import gptqmodel  # noqa: F401
+        except ImportError as exc:
+            raise Unsupported(f"gptqmodel is not installed ({exc}); pip install gptqmodel") from None
+
+    def _backend(self, device: str) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "gptq_triton" if device.startswith("cuda") else "gptq_torch"
+
+    def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
+        from pytest_llmeff.compress.structure import STRUCTURE_KEY
+
+        if (getattr(candidate.model.config, STRUCTURE_KEY, None) or {}).get("heads"):
+            raise Unsupported("gptqmodel rebuilds the model from its config, which cannot hold per-layer "
+                              "head counts: GPTQ after head pruning is not possible (use nf4 or int8)")
+        group = fitting_group_size(self.group_size, quantizable_widths(candidate.model))
+        notes = list(candidate.notes)
+        if group != self.group_size:
+            notes.append(f"{self.id}: group size {group} (layer widths do not divide into {self.group_size})")
+        source, _ = save_for_reload(candidate, ctx)
+        out = ctx.workdir / f"gptq-{len(list(ctx.workdir.glob('gptq-*')))}"
+        cal = calibration_texts(ctx, self.samples)
+        ctx.progress(f"{self.id}: GPTQ {self.bits}-bit, group {group}, {len(cal)} calibration texts "
+                     f"on {ctx.device} (the first run on a machine also compiles a kernel)")
+        job = {"source": source, "out": str(out), "bits": self.bits, "group_size": group,
+               "desc_act": self.desc_act, "device": ctx.device, "calibration": cal,
+               "trust_remote_code": ctx.base.spec.trust_remote_code}
+        quantize_in_subprocess(job, ctx.workdir)
+        from gptqmodel import GPTQModel
+
+        loaded = GPTQModel.load(str(out), device=ctx.device, backend=self._backend(ctx.device))
+        notes.append(f"{self.id}: kernel backend {self._backend(ctx.device)}")
+        return Candidate(loaded.model.eval(), False, candidate.steps + [self.id], notes, dict(candidate.info))
+
+
+def quantize_in_subprocess(job: dict[str, Any], workdir: Path) -> None:
+    """Quantise in a fresh interpreter: gptqmodel's quantisation leaves worker threads and allocator
+    state behind that slowed every later forward pass in the same process by ~50 % (measured on
+    2 CPU cores), which would corrupt every later case's timing. Its log goes to a file."""
+    import json
+    import subprocess
+    import sys
+
+    spec = workdir / f"{Path(job['out']).name}.json"
+    log = workdir / f"{Path(job['out']).name}.log"
+    spec.write_text(json.dumps(job))
+    env = dict(os.environ)
+    # gptqmodel sizes a CPU worker pool at import; on a 2-core machine its default fails.
+    env.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+    with open(log, "w") as fh:
+        done = subprocess.run([sys.executable, "-m", "pytest_llmeff.compress.gptq", str(spec)],
+                              cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+        raise CompressError("GPTQ quantisation failed (gptqmodel):\n  " + "\n  ".join(tail))
+
+
+def _worker(spec_path: str) -> None:
+    """The subprocess: quantise and save (``python -m pytest_llmeff.compress.gptq job.json``)."""
+    import json
+
+    from gptqmodel import GPTQModel, QuantizeConfig
+
+    job = json.loads(Path(spec_path).read_text())
+    qcfg = QuantizeConfig(bits=job["bits"], group_size=job["group_size"], desc_act=job["desc_act"])
+    model = GPTQModel.load(job["source"], qcfg, device=job["device"], trust_remote_code=job["trust_remote_code"])
+    model.quantize(job["calibration"], batch_size=1)
+    model.save(job["out"])
+
+
+def gptq(bits: int = 4, group_size: int = 128, samples: int = 128, desc_act: bool = False,
+         backend: str = "auto") -> Compressor:
+    return Gptq(bits=int(bits), group_size=int(group_size), samples=int(samples), desc_act=bool(desc_act),
+                backend=str(backend))
+
+
+def gptq4(group_size: int = 128, samples: int = 128, backend: str = "auto") -> Compressor:
+    return gptq(4, group_size, samples, False, backend)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1])

@@ -1,0 +1,12 @@
+"""Knowledge distillation into a half-depth student: forward KL, reverse KL (MiniLLM), SeqKD."""
+
+import pytest
+
+
+@pytest.mark.llmeff(
+    compressors=["kd"],
+    heavy=["kd-rkl", "seqkd"],  # each trains its own student: minutes on a 2-core CPU
+    budgets=["perplexity:+100%", "opt<=baseline+15%"],
+)
+def test_distillation(llmeff, compressor):
+    llmeff.run(compressor)
