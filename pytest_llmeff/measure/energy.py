@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 COMPONENTS = ("cpu", "gpu", "ram")
+RAM_W_PER_DIMM = 5.0  # CodeCarbon's figure for an x86 DIMM
 RAPL_ROOT = Path("/sys/class/powercap")
 
 
@@ -182,17 +183,23 @@ class CodeCarbonMeter:
     estimated = True
     min_window_s = 0.5
 
-    def __init__(self, components: tuple[str, ...] = ("cpu", "ram")) -> None:
+    def __init__(self, components: tuple[str, ...] = ("cpu", "ram"), ram_dimms: int | None = None) -> None:
         try:
             from codecarbon import OfflineEmissionsTracker
         except ImportError as exc:
             raise MeterUnavailable(f"codecarbon is not installed ({exc})") from None
         self.components = components
+        extra = {}
+        if ram_dimms:
+            # CodeCarbon guesses the DIMM count from the memory size (5 W per x86 DIMM); a known
+            # count replaces the guess (the GPTQ energy study scaled RAM ×7 for 16-DIMM nodes).
+            extra["force_ram_power"] = RAM_W_PER_DIMM * ram_dimms
+            self.method = f"codecarbon-estimate (RAM: {ram_dimms} DIMMs × {RAM_W_PER_DIMM:g} W)"
         # Offline mode needs a country for its carbon figure; llmeff takes only the energy from
         # CodeCarbon and computes carbon itself, so this choice does not reach any result.
         self._tracker = OfflineEmissionsTracker(
             country_iso_code="USA", measure_power_secs=1, output_methods=[], log_level="error",
-            tracking_mode="process", allow_multiple_runs=True, gpu_ids=[],
+            tracking_mode="process", allow_multiple_runs=True, gpu_ids=[], **extra,
         )
         self._tracker.start_task("llmeff-warmup")  # hardware detection takes ~1 s: not in a window
         self._tracker.stop_task()
@@ -225,6 +232,20 @@ class EnergyMeter:
 
     meters: list[Any]
     unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why it is not used
+    _idle: dict[str, float] | None = None
+
+    def idle_power(self, seconds: float) -> dict[str, float]:
+        """Watts per component while this process sleeps (measured once, then reused): the static
+        share of every window's energy. Inconclusive readings count as 0 W for that component."""
+        if self._idle is None:
+            # An idle process legitimately has a zero CPU *estimate*; counters must still move.
+            with self.measure(idle=True) as window:
+                time.sleep(max(seconds, self.min_window_s))
+            if window.reading is None:
+                self._idle = {}
+            else:
+                self._idle = {c: e.joules / window.reading.seconds for c, e in window.reading.components.items()}
+        return self._idle
 
     @property
     def min_window_s(self) -> float:
@@ -237,7 +258,7 @@ class EnergyMeter:
         return "; ".join(parts) or "no energy meter"
 
     @contextlib.contextmanager
-    def measure(self) -> Iterator[EnergyWindow]:
+    def measure(self, idle: bool = False) -> Iterator[EnergyWindow]:
         """Measure the block. Inconclusive windows set ``error`` instead of a zero reading."""
         window = EnergyWindow()
         if not self.meters:
@@ -259,7 +280,7 @@ class EnergyMeter:
             except EnergyInconclusive as exc:
                 window.error = str(exc)
             if window.error is None:
-                window.reading, window.error = _validate(parts, seconds, self.meters)
+                window.reading, window.error = _validate(parts, seconds, self.meters, idle)
 
     def close(self) -> None:
         for m in self.meters:
@@ -267,20 +288,20 @@ class EnergyMeter:
                 m.close()
 
 
-def _validate(parts: dict[str, ComponentEnergy], seconds: float,
-              meters: list[Any]) -> tuple[EnergyReading | None, str | None]:
+def _validate(parts: dict[str, ComponentEnergy], seconds: float, meters: list[Any],
+              idle: bool = False) -> tuple[EnergyReading | None, str | None]:
     short = [m for m in meters if seconds < m.min_window_s]
     if short:
         names = ", ".join(f"{m.method} needs ≥ {m.min_window_s:g} s" for m in short)
         return None, f"window of {seconds:.3f} s is too short ({names})"
-    zero = [c.component for c in parts.values() if c.joules <= 0]
+    zero = [c.component for c in parts.values() if c.joules <= 0 and not (idle and c.estimated)]
     if zero:
         return None, f"{', '.join(zero)} energy did not move over {seconds:.2f} s (counter not updating?)"
     return EnergyReading(parts, seconds), None
 
 
 def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None = None,
-                log: Callable[[str], None] | None = None) -> EnergyMeter:
+                ram_dimms: int | None = None) -> EnergyMeter:
     """Pick backends for ``device``. ``choice``: ``auto``, ``nvml``, ``rapl``, ``codecarbon`` or ``none``.
 
     A backend named explicitly that cannot run raises :class:`MeterUnavailable`; ``auto`` takes what
@@ -307,7 +328,7 @@ def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None
                 rest = tuple(c for c in ("cpu", "ram") if c not in covered)
                 if not rest:
                     continue
-                meter = CodeCarbonMeter(rest)
+                meter = CodeCarbonMeter(rest, ram_dimms)
         except MeterUnavailable as exc:
             if choice != "auto":
                 raise
