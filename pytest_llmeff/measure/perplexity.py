@@ -6,6 +6,11 @@ Protocols (the id is stored with every value):
   its own (no context carried over), and perplexity is ``exp`` of the mean token loss.
 - ``stride-<s>``: Hugging Face's sliding window. Windows of the model context advance by ``s``
   tokens; only the last ``s`` tokens of each window are scored, with the rest as context.
+- ``lmeval-rolling``: lm-eval's ``loglikelihood_rolling`` (its wikitext task): each document is
+  scored on its own, from a prefix (end-of-text) token, in disjoint windows of the model context
+  (lm-eval's own window functions), batched here. Reported as word perplexity
+  ``exp(−Σ log p / words)`` with byte perplexity and bits per byte beside it. A test checks it
+  against lm-eval's HFLM on the embedded model.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _PROTOCOL = re.compile(r"^(nonoverlap|stride)-(\d+)$")
+ROLLING = "lmeval-rolling"
 
 
 @dataclass(frozen=True)
@@ -28,17 +34,19 @@ class PerplexityProtocol:
 
     @classmethod
     def parse(cls, text: str) -> PerplexityProtocol:
+        if text.strip() == ROLLING:
+            return cls(ROLLING, 0)
         match = _PROTOCOL.match(text.strip())
         if not match or int(match.group(2)) < 2:
             raise ValueError(
-                f"unknown perplexity protocol {text!r}: expected 'nonoverlap-<ctx>' or "
-                "'stride-<s>' with a whole number of tokens ≥ 2 (e.g. 'nonoverlap-256')"
+                f"unknown perplexity protocol {text!r}: expected 'nonoverlap-<ctx>', 'stride-<s>' "
+                f"with a whole number of tokens ≥ 2 (e.g. 'nonoverlap-256'), or '{ROLLING}'"
             )
         return cls(match.group(1), int(match.group(2)))
 
     @property
     def id(self) -> str:
-        return f"{self.kind}-{self.size}"
+        return ROLLING if self.kind == ROLLING else f"{self.kind}-{self.size}"
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,72 @@ def perplexity(
         dtype=str(dtype).replace("torch.", ""),
         device=str(device),
         seconds=seconds,
+    )
+
+
+@dataclass(frozen=True)
+class RollingResult:
+    """lm-eval's rolling log-likelihood figures over whole documents."""
+
+    word_perplexity: float
+    byte_perplexity: float
+    bits_per_byte: float
+    loglikelihood: float
+    words: int
+    bytes: int
+    documents: int
+    tokens_scored: int
+    dtype: str
+    device: str
+    seconds: float
+
+
+def rolling_perplexity(model: Any, tokenizer: Any, documents: list[str] | tuple[str, ...], *,
+                       batch_size: int = 8, max_length: int | None = None,
+                       max_documents: int | None = None) -> RollingResult:
+    """The ``lmeval-rolling`` protocol: lm-eval's windows, scored in batches of equal-length windows.
+
+    Words and bytes are counted as lm-eval's wikitext task counts them (``re.split(r"\\s+")`` and
+    UTF-8 bytes of the document).
+    """
+    import torch
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    device, dtype = _model_device_dtype(model)
+    max_length = max_length or _context_length(model) or 2048
+    prefix = tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id
+    docs = list(documents)[:max_documents] if max_documents else list(documents)
+    # (input tokens, number of scored tokens at the end): lm-eval feeds context + continuation, cut
+    # to the last max_length + 1 tokens, minus the final one.
+    windows: list[tuple[list[int], list[int]]] = []
+    for doc in docs:
+        tokens = tokenizer.encode(doc, add_special_tokens=False)
+        for context, continuation in map(make_disjoint_window, get_rolling_token_windows(
+                token_list=tokens, prefix_token=prefix, max_seq_len=max_length, context_len=1)):
+            inp = (context + continuation)[-(max_length + 1):][:-1]
+            windows.append((inp, continuation))
+    total, scored = 0.0, 0
+    started = time.perf_counter()
+    order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))  # similar lengths together
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            chunk = [windows[i] for i in order[b:b + batch_size]]
+            width = max(len(inp) for inp, _ in chunk)
+            # Right padding: a causal model's earlier positions never see the pad tokens.
+            batch = torch.tensor([inp + [prefix] * (width - len(inp)) for inp, _ in chunk], device=device)
+            logprobs = torch.log_softmax(model(input_ids=batch).logits.float(), dim=-1)
+            for row, (inp, cont) in enumerate(chunk):
+                start = len(inp) - len(cont)
+                target = torch.tensor(cont, device=device)
+                total += float(logprobs[row, start:len(inp)].gather(-1, target.unsqueeze(-1)).double().sum())
+                scored += len(cont)
+    words = sum(len(re.split(r"\s+", d)) for d in docs)
+    nbytes = sum(len(d.encode("utf-8")) for d in docs)
+    return RollingResult(
+        word_perplexity=math.exp(-total / words), byte_perplexity=math.exp(-total / nbytes),
+        bits_per_byte=-total / nbytes / math.log(2), loglikelihood=total, words=words, bytes=nbytes,
+        documents=len(docs), tokens_scored=scored, dtype=str(dtype).replace("torch.", ""), device=str(device),
+        seconds=time.perf_counter() - started,
     )
 
 

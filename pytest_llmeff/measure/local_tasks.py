@@ -1,0 +1,193 @@
+"""The project's own lm-eval tasks, built from the embedded corpus so task scoring runs offline.
+
+- ``llmeff_docs_mc`` (multiple choice, 4 options, chance 0.25): a sentence from a held-out document;
+  which of four sentences comes next in it? The three wrong options are next-sentences from other
+  documents. Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
+- ``llmeff_docs_gen`` (generation): the first words of a held-out sentence; the model continues it
+  greedily, scored on its next three words: ``exact_match`` and ``rouge_l`` (ROUGE-L F1).
+- ``llmeff_docs_rolling`` (``loglikelihood_rolling``, like lm-eval's wikitext): the held-out
+  documents, for word / byte perplexity and bits per byte computed by lm-eval itself — the
+  reference the ``lmeval-rolling`` protocol is checked against.
+
+The data is made deterministically from the shipped corpus snapshot (fixed seed), written as JSON
+lines with lm-eval task YAMLs into a folder lm-eval's ``TaskManager(include_path=…)`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+MC_TEST, MC_TRAIN = 250, 100
+GEN_TEST, GEN_TRAIN = 200, 50
+GEN_PROMPT_WORDS, GEN_TARGET_WORDS = 10, 3
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def docs_mc(fewshot: int = 0, limit: int = 0) -> Any:
+    from pytest_llmeff.measure.tasks import TaskSpec
+
+    return TaskSpec("llmeff_docs_mc", "llmeff_docs_mc", int(fewshot), "acc_norm", max_fewshot=MC_TRAIN,
+                    limit=int(limit) or None, local=True)
+
+
+def docs_gen(fewshot: int = 0, limit: int = 0) -> Any:
+    from pytest_llmeff.measure.tasks import TaskSpec
+
+    return TaskSpec("llmeff_docs_gen", "llmeff_docs_gen", int(fewshot), "exact_match", max_fewshot=GEN_TRAIN,
+                    limit=int(limit) or None, local=True)
+
+
+def _sentences(text: str) -> list[str]:
+    return [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
+
+
+def _pairs(docs: list[str]) -> list[tuple[int, str, str]]:
+    """(document index, sentence, next sentence) for sentences of a readable length."""
+    out = []
+    for d, text in enumerate(docs):
+        sents = _sentences(text)
+        for a, b in zip(sents, sents[1:], strict=False):
+            if 30 <= len(a) <= 200 and 20 <= len(b) <= 200:
+                out.append((d, a, b))
+    return out
+
+
+def mc_items(docs: list[str], n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    pairs = _pairs(docs)
+    rng.shuffle(pairs)
+    items = []
+    for doc, context, answer in pairs[:n]:
+        others = [b for d, _, b in pairs if d != doc and b != answer]
+        choices = rng.sample(others, 3) + [answer]
+        rng.shuffle(choices)
+        items.append({"context": context, "choices": choices, "label": choices.index(answer)})
+    return items
+
+
+def gen_items(docs: list[str], n: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    items = []
+    for text in docs:
+        for sent in _sentences(text):
+            words = sent.split()
+            if len(words) >= GEN_PROMPT_WORDS + GEN_TARGET_WORDS:
+                items.append({"prompt": " ".join(words[:GEN_PROMPT_WORDS]),
+                              "target": " ".join(words[GEN_PROMPT_WORDS:GEN_PROMPT_WORDS + GEN_TARGET_WORDS])})
+    rng.shuffle(items)
+    return items[:n]
+
+
+def process_gen(doc: dict[str, str], results: list[str]) -> dict[str, float]:
+    """lm-eval ``process_results`` for the generation task: first words against the target."""
+    from rouge_score import rouge_scorer
+
+    predicted = " ".join(results[0].split()[:GEN_TARGET_WORDS])
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return {"exact_match": float(predicted == doc["target"]),
+            "rouge_l": scorer.score(doc["target"], predicted)["rougeL"].fmeasure}
+
+
+_MC_YAML = """task: llmeff_docs_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    train: {train}
+    test: {test}
+output_type: multiple_choice
+training_split: train
+fewshot_split: train
+test_split: test
+doc_to_text: "{{{{context}}}}"
+doc_to_target: "{{{{label}}}}"
+doc_to_choice: "{{{{choices}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+_GEN_YAML = """task: llmeff_docs_gen
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    train: {train}
+    test: {test}
+output_type: generate_until
+training_split: train
+fewshot_split: train
+test_split: test
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: " {{{{target}}}}"
+target_delimiter: ""
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 12
+  do_sample: false
+process_results: !function utils.process_gen
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+  - metric: rouge_l
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+_ROLLING_YAML = """task: llmeff_docs_rolling
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {test}
+output_type: loglikelihood_rolling
+test_split: test
+doc_to_text: ""
+doc_to_target: "{{{{page}}}}"
+metric_list:
+  - metric: word_perplexity
+  - metric: byte_perplexity
+  - metric: bits_per_byte
+metadata:
+  version: 1.0
+"""
+
+
+def write_local_tasks(folder: Path, seed: int = 0) -> Path:
+    """Write the two tasks' data and YAMLs into ``folder`` (once) and return it."""
+    from pytest_llmeff.models import corpus
+    from pytest_llmeff.models.embedded import REFERENCE_DIR
+
+    if (folder / "llmeff_docs_gen.yaml").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = corpus.read_snapshot(REFERENCE_DIR / "corpus.jsonl.gz")
+    held, train = [d.text for d in splits["heldout"]], [d.text for d in splits["train"]]
+    data = {
+        "mc_test": mc_items(held, MC_TEST, seed), "mc_train": mc_items(train, MC_TRAIN, seed + 1),
+        "gen_test": gen_items(held, GEN_TEST, seed), "gen_train": gen_items(train, GEN_TRAIN, seed + 1),
+    }
+    for name, rows in data.items():
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "llmeff_docs_mc.yaml").write_text(
+        _MC_YAML.format(train=folder / "mc_train.jsonl", test=folder / "mc_test.jsonl"))
+    # lm-eval resolves `!function utils.x` next to the YAML file.
+    (folder / "utils.py").write_text("from pytest_llmeff.measure.local_tasks import process_gen  # noqa: F401\n")
+    (folder / "rolling_test.jsonl").write_text("".join(json.dumps({"page": t}) + "\n" for t in held),
+                                               encoding="utf-8")
+    (folder / "llmeff_docs_rolling.yaml").write_text(_ROLLING_YAML.format(test=folder / "rolling_test.jsonl"))
+    # Written last: its presence means the folder is complete.
+    (folder / "llmeff_docs_gen.yaml").write_text(
+        _GEN_YAML.format(train=folder / "gen_train.jsonl", test=folder / "gen_test.jsonl"))
+    return folder

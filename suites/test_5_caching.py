@@ -1,0 +1,14 @@
+"""Caching (third study): static and semantic prompt caches, quantized KV cache — generation latency
+on a replayed prompt list, with answers checked against the no-cache answers."""
+
+import pytest
+
+
+@pytest.mark.llmeff(budgets={
+    "cache:static": ["exact_match>=1", "opt<=baseline+15%"],  # an exact cache must not change answers
+    "*": ["opt<=baseline+15%"],
+})
+@pytest.mark.parametrize("strategy", ["none", "static", "semantic", "kv-quantized(backend=hqq)",
+                                      "kv-quantized(backend=quanto)", "kv-quantized(backend=fp8)"])
+def test_caching(llmeff, strategy):
+    llmeff.run_cache(strategy)

@@ -1,0 +1,61 @@
+"""Caching strategies on the embedded model: what they reuse and what that does to the answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmeff.measure.caching import CacheError, Replay, answer_all, parse_strategy, rouge_l
+
+
+@pytest.fixture(scope="module")
+def replay(heldout_ids):
+    return Replay(prompts=3, repeats=2, prompt_tokens=48, new_tokens=6).build(heldout_ids)
+
+
+@pytest.fixture(scope="module")
+def reference(embedded, replay):
+    return answer_all(parse_strategy("none"), embedded.model, replay, 6)
+
+
+def test_replay_list_is_fixed_and_holds_repeats_and_near_duplicates(heldout_ids):
+    r = Replay(prompts=3, repeats=2, prompt_tokens=48)
+    first, second = r.build(heldout_ids), r.build(heldout_ids)
+    assert first == second and len(first) == 3 * 2 + 3
+    assert len({tuple(p) for p in first}) == 6  # 3 prompts + 3 near-duplicates
+
+
+def test_static_cache_hits_repeats_and_keeps_the_answers(embedded, replay, reference):
+    strategy = parse_strategy("static")
+    answers = answer_all(strategy, embedded.model, replay, 6)
+    assert strategy.hits == 3  # each of the 3 prompts is seen twice
+    assert answers == reference
+
+
+def test_semantic_cache_reuses_near_duplicates(embedded, replay, reference):
+    strategy = parse_strategy("semantic(threshold=0.9)")
+    answers = answer_all(strategy, embedded.model, replay, 6)
+    assert strategy.hits >= 3  # repeats at least; near-duplicates too when similar enough
+    strict = parse_strategy("semantic(threshold=1.0)")
+    assert answer_all(strict, embedded.model, replay, 6) == reference  # only identical prompts reuse
+    assert len(answers) == len(reference)
+
+
+@pytest.mark.parametrize("backend", ["hqq", "fp8"])
+def test_quantized_kv_cache_generates(embedded, replay, reference, backend):
+    answers = answer_all(parse_strategy(f"kv-quantized(backend={backend}, residual=8)"), embedded.model, replay, 6)
+    assert len(answers) == len(reference) and all(len(a) == 6 for a in answers)
+
+
+def test_rouge_l():
+    assert rouge_l(["the cat sat"], ["the cat sat"]) == 1.0
+    assert 0 < rouge_l(["the cat sat on the mat"], ["the cat lay on a mat"]) < 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("semantc", "did you mean 'semantic'"),
+    ("semantic(threshold=2)", r"threshold must lie in \(0, 1\]"),
+    ("kv-quantized(backend=int3)", "hqq, quanto or fp8"),
+])
+def test_bad_strategies(text, message):
+    with pytest.raises(CacheError, match=message):
+        parse_strategy(text)

@@ -1,0 +1,67 @@
+"""Quality beyond one number: lm-eval's own figures against the plugin's, the local tasks offline."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmeff.measure.perplexity import rolling_perplexity
+from pytest_llmeff.measure.tasks import TaskError, parse_tasks, run_tasks
+from pytest_llmeff.models.datasets import load_text_data
+
+DOCS = 40  # of the 208 held-out documents: enough to compare, quick on 2 cores
+
+
+@pytest.fixture(scope="module")
+def lmeval_run(embedded, tmp_path_factory):
+    """lm-eval's rolling log-likelihood on the held-out documents (its HFLM, its windows)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from pytest_llmeff.measure.local_tasks import write_local_tasks
+
+    folder = write_local_tasks(tmp_path_factory.mktemp("tasks"))
+    lm = HFLM(pretrained=embedded.model, tokenizer=embedded.tokenizer, batch_size=8)
+    result = simple_evaluate(model=lm, tasks=["llmeff_docs_rolling"], limit=DOCS,
+                             task_manager=TaskManager(include_path=str(folder)), bootstrap_iters=0)
+    return result["results"]["llmeff_docs_rolling"]
+
+
+def test_lmeval_rolling_protocol_equals_lmeval(embedded, lmeval_run):
+    docs = load_text_data("embedded").documents[:DOCS]
+    ours = rolling_perplexity(embedded.model, embedded.tokenizer, docs)
+    assert ours.word_perplexity == pytest.approx(lmeval_run["word_perplexity,none"], rel=1e-4)
+    assert ours.byte_perplexity == pytest.approx(lmeval_run["byte_perplexity,none"], rel=1e-4)
+    assert ours.bits_per_byte == pytest.approx(lmeval_run["bits_per_byte,none"], rel=1e-4)
+    assert ours.documents == DOCS
+
+
+def test_local_tasks_run_offline_through_lmeval(embedded, tmp_path):
+    rows = run_tasks(embedded.model, embedded.tokenizer,
+                     parse_tasks("llmeff_docs_mc(limit=24), llmeff_docs_gen(limit=8)"), tmp_path)
+    mc, gen = rows["llmeff_docs_mc"], rows["llmeff_docs_gen"]
+    assert 0 <= mc["value"] <= 1 and mc["metric"] == "acc_norm" and "acc" in mc["extra"]
+    assert 0 <= gen["value"] <= 1 and "rouge_l" in gen["extra"]
+
+
+def test_fewshot_examples_come_from_the_train_split(embedded, tmp_path):
+    rows = run_tasks(embedded.model, embedded.tokenizer, parse_tasks("llmeff_docs_mc(fewshot=2, limit=8)"), tmp_path)
+    assert rows["llmeff_docs_mc"]["fewshot"] == 2
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("arc_chalenge", "did you mean 'arc_challenge'"),
+    ("llmeff_docs_mc(fewshot=500)", "takes at most 100 shots"),
+    ("ifeval(fewshot=1)", "takes at most 0 shots"),
+    ("mmlu(shots=5)", "has no setting shots"),
+])
+def test_bad_tasks(text, message):
+    with pytest.raises(TaskError, match=message):
+        parse_tasks(text)
+
+
+def test_study_shot_counts():
+    specs = {s.name: (s.fewshot, s.metric) for s in parse_tasks(
+        "arc_challenge, hellaswag, mmlu, truthfulqa_mc2, winogrande, ifeval")}
+    assert specs == {"arc_challenge": (25, "acc_norm"), "hellaswag": (10, "acc_norm"), "mmlu": (5, "acc"),
+                     "truthfulqa_mc2": (0, "acc"), "winogrande": (5, "acc"), "ifeval": (0, "prompt_level_strict_acc")}
