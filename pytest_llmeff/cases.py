@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -22,13 +22,16 @@ import pytest
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
 from pytest_llmeff.compress import CompressError, Pipeline, Unsupported
 from pytest_llmeff.registry import UnknownNameError
-from pytest_llmeff.session import CaseResult, Session
+from pytest_llmeff.session import CaseResult, CaseSettings, Session
 
 
 @contextlib.contextmanager
 def clear_errors() -> Iterator[None]:
     """Configuration mistakes found while a case runs (a hub model that cannot be fetched, a dataset
-    that cannot be loaded) fail the case with one line instead of a traceback."""
+    that cannot be loaded) fail the case with one line instead of a traceback; a requested energy
+    meter this machine does not have skips it with the reason."""
+    from pytest_llmeff.measure.energy import MeterUnavailable
+    from pytest_llmeff.measure.tasks import TaskUnavailable
     from pytest_llmeff.measure.workloads import WorkloadError
     from pytest_llmeff.models.datasets import DatasetError
     from pytest_llmeff.models.loading import ModelLoadError
@@ -37,6 +40,10 @@ def clear_errors() -> Iterator[None]:
         yield
     except (ModelLoadError, DatasetError, WorkloadError) as exc:
         pytest.fail(str(exc), pytrace=False)
+    except MeterUnavailable as exc:  # a meter named with --llmeff-energy that this machine lacks
+        pytest.skip(f"energy meter unavailable: {exc}")
+    except TaskUnavailable as exc:  # lm-eval cannot load a task's data here (offline)
+        pytest.skip(str(exc))
 
 
 class LlmeffWarning(UserWarning):
@@ -66,18 +73,38 @@ def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
 class LlmeffCase:
     """Measure, record and assert one case. Built by the ``llmeff`` fixture."""
 
-    def __init__(self, session: Session, node_id: str, benchmark: Any, marker_kwargs: Mapping[str, Any],
-                 hook: Any = None) -> None:
+    def __init__(self, session: Session, node_id: str, benchmark: Callable[[], Any],
+                 marker_kwargs: Mapping[str, Any], hook: Any = None) -> None:
         self.session = session
         self.node_id = node_id
-        self.benchmark = benchmark
+        # pytest-benchmark's fixture is requested only when this case times something: a case that
+        # skips or reuses a measured reference leaves it alone (it warns when requested but unused).
+        self._benchmark_factory = benchmark
+        self._benchmark: Any = None
         self.marker = dict(marker_kwargs)
         self._hook = hook
         self.result: CaseResult | None = None
 
     @property
-    def workload(self) -> str:
-        return str(self.marker.get("workload") or self.session.options.workload)
+    def benchmark(self) -> Any:
+        if self._benchmark is None:
+            self._benchmark = self._benchmark_factory()
+        return self._benchmark
+
+    @property
+    def settings(self) -> CaseSettings:
+        """The marker's ``workload=`` and ``tasks=`` (validated), else the run's."""
+        from pytest_llmeff.measure.tasks import TaskError, parse_tasks
+        from pytest_llmeff.measure.workloads import WorkloadError, parse_workload
+
+        workload, tasks = self.marker.get("workload"), self.marker.get("tasks")
+        try:
+            if workload:
+                parse_workload(str(workload))
+            specs = None if tasks is None else tuple(parse_tasks(tasks if isinstance(tasks, str) else ",".join(tasks)))
+        except (WorkloadError, TaskError) as exc:
+            pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
+        return CaseSettings(str(workload) if workload else None, specs)
 
     def pipeline(self, compressor: str | Pipeline) -> Pipeline:
         if isinstance(compressor, Pipeline):
@@ -94,6 +121,41 @@ class LlmeffCase:
             pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
         return merge_budgets(self.session.options.budgets, own)
 
+    def run_cache(self, strategy: str, budgets: BudgetSpec | None = None, replay: Any = None) -> CaseResult:
+        """Measure a caching strategy (``none``, ``static``, ``semantic``, ``kv-quantized`` …) on the
+        replayed prompt list against the no-cache answers; see :mod:`pytest_llmeff.measure.caching`."""
+        from pytest_llmeff.measure.caching import CacheError, parse_strategy, strategy_unavailable
+
+        try:
+            why = strategy_unavailable(parse_strategy(strategy))
+        except (CacheError, UnknownNameError) as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if why:
+            pytest.skip(f"cache:{strategy}: {why}")
+        checks = self.budgets(f"cache:{strategy}", budgets)
+        with clear_errors():
+            timed = strategy != "none" or not self.session.has_cache_reference(replay)
+            record, reference = self.session.cache_case(strategy, self.node_id,
+                                                        self.benchmark if timed else None, replay)
+            record = dataclasses.replace(record, case_id=self.node_id)
+            result = self.session.check(record, reference, checks)
+        return self._conclude(f"cache:{strategy}", result)
+
+    def _conclude(self, label: str, result: CaseResult) -> CaseResult:
+        self.result = result
+        self._annotate_benchmark(result)
+        if self._hook is not None:
+            self._hook.pytest_llmeff_record(result=result)
+        failed = [b.message for b in result.budgets if b.failed]
+        if failed:
+            pytest.fail(f"{label}: budget broken\n  " + "\n  ".join(failed), pytrace=False)
+        if result.verdict == "no baseline":
+            message = f"{label}: {result.baseline_note}"
+            if self.session.options.missing_baseline == "fail":
+                pytest.fail(message + " (--llmeff-missing-baseline fail)", pytrace=False)
+            warnings.warn(LlmeffWarning(message), stacklevel=3)
+        return result
+
     def run(self, compressor: str | Pipeline, budgets: BudgetSpec | None = None) -> CaseResult:
         """Compress, measure, score and check ``compressor`` (a pipeline id such as ``"kd+nf4"``).
 
@@ -108,38 +170,27 @@ class LlmeffCase:
         checks = self.budgets(pipeline.id, budgets)
         with clear_errors():
             result = self._run(pipeline, checks)
-        failed = [b.message for b in result.budgets if b.failed]
-        if failed:
-            pytest.fail(f"{pipeline.id}: budget broken\n  " + "\n  ".join(failed), pytrace=False)
-        if result.verdict == "no baseline":
-            message = f"{pipeline.id}: {result.baseline_note}"
-            if self.session.options.missing_baseline == "fail":
-                pytest.fail(message + " (--llmeff-missing-baseline fail)", pytrace=False)
-            warnings.warn(LlmeffWarning(message), stacklevel=2)
-        return result
+        return self._conclude(pipeline.id, result)
 
     def _run(self, pipeline: Pipeline, checks: list[Budget]) -> CaseResult:
         session = self.session
         if pipeline.id == "base":
-            reference = session.reference(self.workload, self.benchmark, self.node_id)
+            timed = not session.has_reference(self.settings)
+            reference = session.reference(self.settings, self.benchmark if timed else None, self.node_id)
             record = dataclasses.replace(reference, case_id=self.node_id)
         else:
             try:
                 candidate = session.compress(pipeline)
             except Unsupported as exc:
                 pytest.skip(f"{pipeline.id}: {exc}")
-            reference = session.reference(self.workload)
+            reference = session.reference(self.settings)
             record = session.score(session.measure(candidate, pipeline.id, self.node_id, self.benchmark,
-                                                   self.workload), reference)
-        self.result = result = session.check(record, reference, checks)
-        self._annotate_benchmark(result)
-        if self._hook is not None:
-            self._hook.pytest_llmeff_record(result=result)
-        return result
+                                                   self.settings), reference)
+        return session.check(record, reference, checks)
 
     def _annotate_benchmark(self, result: CaseResult) -> None:
         """Put llmeff's figures into pytest-benchmark's ``extra_info`` (saved with --benchmark-autosave)."""
-        info = getattr(self.benchmark, "extra_info", None)
+        info = getattr(self._benchmark, "extra_info", None)
         if info is None:
             return
         rec = result.record

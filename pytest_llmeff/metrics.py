@@ -18,6 +18,8 @@ class Metric:
             quality ratio ``(P_base − 0.8x) / (P_candidate − 0.8x)``; ``None`` where undefined.
         unit: display unit (``""`` for ratios, ``"s"``, ``"J"``, ``"B"``).
         cost: ``True`` for the opt score's cost terms (time, energy) and other resources.
+        in_opt: ``False`` for quality figures that restate another one (byte perplexity beside word
+            perplexity): the run's default opt score leaves them out.
     """
 
     name: str
@@ -25,6 +27,7 @@ class Metric:
     chance: float | None = None
     unit: str = ""
     cost: bool = False
+    in_opt: bool = True  # False: reported beside a figure that already enters the opt score
 
     def __post_init__(self) -> None:
         if self.chance is not None and not 0.0 <= self.chance < 1.0:
@@ -52,15 +55,23 @@ for _metric in (
     Metric("energy.cpu", higher_is_better=False, unit="J", cost=True),
     Metric("energy.gpu", higher_is_better=False, unit="J", cost=True),
     Metric("energy.ram", higher_is_better=False, unit="J", cost=True),
+    Metric("energy.idle", higher_is_better=False, unit="J", cost=True),
+    Metric("energy.active", higher_is_better=False, unit="J", cost=True),
+    Metric("energy_per_token", higher_is_better=False, unit="J", cost=True),
+    Metric("energy_per_sample", higher_is_better=False, unit="J", cost=True),
     Metric("parameters", higher_is_better=False, cost=True),
+    # Structure (not quality): what a structural compressor changed.
+    Metric("layers", higher_is_better=False, cost=True),
+    Metric("heads", higher_is_better=False, cost=True),
+    Metric("sparsity", higher_is_better=True, cost=True),
     Metric("weight_bytes", higher_is_better=False, unit="B", cost=True),
     Metric("peak_memory_bytes", higher_is_better=False, unit="B", cost=True),
     Metric("co2e", higher_is_better=False, unit="g", cost=True),
     # Language-modelling quality (lower is better).
     Metric("perplexity", higher_is_better=False),
-    Metric("word_perplexity", higher_is_better=False),
-    Metric("byte_perplexity", higher_is_better=False),
-    Metric("bits_per_byte", higher_is_better=False),
+    Metric("word_perplexity", higher_is_better=False, in_opt=False),
+    Metric("byte_perplexity", higher_is_better=False, in_opt=False),
+    Metric("bits_per_byte", higher_is_better=False, in_opt=False),
     # lm-eval tasks with the chance levels of SPEC §4 (multiple choice: 1 / number of options).
     Metric("arc_challenge", higher_is_better=True, chance=0.25),
     Metric("arc_easy", higher_is_better=True, chance=0.25),
@@ -72,8 +83,12 @@ for _metric in (
     # No single chance level: usable in budgets, refused in the opt score until users set one.
     Metric("truthfulqa_mc2", higher_is_better=True),
     Metric("ifeval", higher_is_better=True),
+    # The project's own offline tasks (pytest_llmeff.measure.local_tasks).
+    Metric("llmeff_docs_mc", higher_is_better=True, chance=0.25),
+    Metric("llmeff_docs_gen", higher_is_better=True, chance=0.0),
     # Generation quality against references.
     Metric("rouge_l", higher_is_better=True, chance=0.0),
     Metric("exact_match", higher_is_better=True, chance=0.0),
+    Metric("hit_rate", higher_is_better=True, cost=True),
 ):
     register_metric(_metric)

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
+from pytest_llmeff.carbon import CarbonError, check_pue, embodied_grams, intensity
 from pytest_llmeff.compress import CompressError, parse_pipeline
 from pytest_llmeff.measure.perplexity import PerplexityProtocol
+from pytest_llmeff.measure.tasks import TaskError, parse_tasks
 from pytest_llmeff.measure.workloads import WorkloadError, parse_workload
+from pytest_llmeff.metrics import get_metric
 from pytest_llmeff.models.datasets import DatasetError, check_dataset
 from pytest_llmeff.models.loading import ModelLoadError, ModelSpec, resolve_model
 from pytest_llmeff.registry import UnknownNameError, did_you_mean
@@ -44,6 +47,20 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("weights", "string", "balanced", "opt score weights: balanced, energy, runtime, or 'alpha,beta'"),
     ("energy", "string", "auto", f"energy meter: {', '.join(ENERGY)}"),
     ("min_seconds", "string", "2.0", "shortest measured window in seconds (energy meters need time)"),
+    ("tasks", "string", "", "lm-eval task scores for every case, e.g. 'llmeff_docs_mc, arc_challenge(limit=100)' "
+     "(shots as in the first study unless fewshot= is given)"),
+    ("opt_metrics", "string", "auto", "quality metrics in the opt score: 'auto' (perplexity and every task with a "
+     "chance level) or a comma-separated list"),
+    ("energy_repeats", "string", "1", "measured energy windows per case (median, CV and 95%% interval reported)"),
+    ("cooldown", "string", "0", "seconds to pause before each extra energy window"),
+    ("ram_dimms", "string", "0", "installed DIMMs, replacing CodeCarbon's guess from the memory size "
+     "(5 W each; 0: keep the guess)"),
+    ("region", "string", "", "grid region for CO2e: ISO alpha-3 country (DEU, FRA …), study2024:<BEL|DEU|FRA|NLD> "
+     "or custom:<g/kWh>; empty: no carbon figure"),
+    ("pue", "string", "1.0", "data-centre PUE applied to CO2e (1.58: Strubell et al.'s average)"),
+    ("what_if", "string", "study2024:BEL,study2024:DEU,study2024:FRA,study2024:NLD",
+     "regions for the CO2e what-if table (comma-separated)"),
+    ("embodied", "string", "", "embodied carbon share: '<chip kg CO2e>,<lifetime years>' (LLMCarbon-style)"),
     ("compressors", "string", "", "comma-separated pipelines for cases that use the `compressor` fixture "
      "without their own list"),
     ("seed", "string", "0", "seed for calibration sampling and training"),
@@ -51,6 +68,7 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
 ]
 _FLAGS: list[tuple[str, str]] = [
     ("update_baselines", "write the measured values of passing cases as the new baselines"),
+    ("heavy", "also run cases marked heavy (long training on a CPU: reverse-KL and sequence-level KD …)"),
     ("allow_reorder", "let invalid compressor chains be reordered instead of refused"),
     ("trust_remote_code", "allow models whose code lives on the hub (runs that code)"),
     ("allow_pickle", "allow pickled .bin weights (loading them can run code)"),
@@ -102,11 +120,17 @@ class Options:
     energy: str
     min_seconds: float
     compressors: tuple[str, ...]
+    tasks: tuple[Any, ...]
+    opt_metrics: tuple[str, ...] | None
+    energy_settings: Any
+    ram_dimms: int | None
+    what_if: tuple[str, ...]
     budgets: tuple[Budget, ...]
     seed: int
     cache_dir: Path
     update_baselines: bool
     allow_reorder: bool
+    heavy: bool
     compressor_registry: Any = None  # the run's copy of COMPRESSORS (hooks may have added to it)
 
     @classmethod
@@ -134,6 +158,9 @@ class Options:
             for c in compressors:
                 parse_pipeline(c, allow_reorder=flags["allow_reorder"], registry=compressor_registry)
             budget_texts = config.getoption("llmeff_budget") or config.getini("llmeff_budgets")
+            energy_settings, what_if = _energy_settings(get)
+            tasks = tuple(parse_tasks(str(get("tasks"))))
+            opt_metrics = _opt_metrics(str(get("opt_metrics")))
             cache = str(get("cache_dir")).strip()
             return cls(
                 enabled=enabled, model=model, device=device, dtype=dtype, dataset=dataset,
@@ -143,15 +170,57 @@ class Options:
                 weights=OptWeights.parse(str(get("weights"))),
                 energy=_choice("energy", str(get("energy")).strip(), ENERGY),
                 min_seconds=_float("min_seconds", get("min_seconds")),
-                compressors=compressors, budgets=tuple(parse_budgets(list(budget_texts))),
+                compressors=compressors, tasks=tasks, opt_metrics=opt_metrics, energy_settings=energy_settings,
+                ram_dimms=_int("ram_dimms", get("ram_dimms"), 0) or None, what_if=what_if,
+                budgets=tuple(parse_budgets(list(budget_texts))),
                 seed=_int("seed", get("seed"), None),
                 cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "pytest-llmeff",
                 update_baselines=flags["update_baselines"], allow_reorder=flags["allow_reorder"],
-                compressor_registry=compressor_registry,
+                heavy=flags["heavy"], compressor_registry=compressor_registry,
             )
         except (ModelLoadError, DatasetError, BudgetError, CompressError, WorkloadError, UnknownNameError,
-                ValueError) as exc:
+                CarbonError, TaskError, ValueError) as exc:
             raise OptionError(str(exc)) from None
+
+
+def _opt_metrics(text: str) -> tuple[str, ...] | None:
+    """``auto`` → None; else the listed quality metrics, each usable in the opt score."""
+    if text.strip() == "auto":
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise OptionError("--llmeff-opt-metrics: name at least one quality metric, or 'auto'")
+    for name in names:
+        metric = get_metric(name)
+        if metric.cost:
+            raise OptionError(f"--llmeff-opt-metrics: {name!r} is a cost; the opt score's costs are time "
+                              "and energy")
+        if metric.higher_is_better and metric.chance is None:
+            raise OptionError(f"--llmeff-opt-metrics: metric {name!r} has no chance level, which the opt "
+                              "score's quality ratio needs; leave it out or register it with one "
+                              "(pytest_llmeff.register_metric)")
+    return names
+
+
+def _energy_settings(get: Any) -> tuple[Any, tuple[str, ...]]:
+    from pytest_llmeff.measure.case import EnergySettings
+
+    region = str(get("region")).strip()
+    pue = check_pue(_float("pue", get("pue"), minimum=None))
+    what_if = tuple(r.strip() for r in str(get("what_if")).split(",") if r.strip())
+    for r in what_if:
+        intensity(r)  # unknown regions fail now
+    embodied = None
+    if str(get("embodied")).strip():
+        try:
+            kg, years = (float(x) for x in str(get("embodied")).split(","))
+        except ValueError:
+            raise OptionError("--llmeff-embodied: expected '<chip kg CO2e>,<lifetime years>', e.g. '150,4'") from None
+        embodied_grams(1.0, kg, years)  # validates
+        embodied = (kg, years)
+    repeats = _int("energy_repeats", get("energy_repeats"), 1)
+    return EnergySettings(repeats=repeats, cooldown_s=_float("cooldown", get("cooldown")),
+                          region=intensity(region) if region else None, pue=pue, embodied=embodied), what_if
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...] | None) -> str:
@@ -176,11 +245,11 @@ def _int(name: str, value: Any, minimum: int | None) -> int:
     return number
 
 
-def _float(name: str, value: Any) -> float:
+def _float(name: str, value: Any, minimum: float | None = 0.0) -> float:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise OptionError(f"{_flag(name)}: expected a number of seconds, got {value!r}") from None
-    if not number >= 0:
-        raise OptionError(f"{_flag(name)}: must be ≥ 0, got {number}")
+        raise OptionError(f"{_flag(name)}: expected a number, got {value!r}") from None
+    if minimum is not None and not number >= minimum:
+        raise OptionError(f"{_flag(name)}: must be ≥ {minimum:g}, got {number}")
     return number

@@ -15,6 +15,7 @@ from pytest_llmeff import options as options_mod
 
 SESSION = pytest.StashKey["Any"]()
 MARKER = "llmeff"
+HEAVY = "llmeff_heavy"
 DEFAULT_COMPRESSORS = ("base",)
 
 
@@ -44,9 +45,10 @@ def _progress(config: pytest.Config) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(compressors=[...], budgets=[...] or {{pipeline: [...]}}, workload=...): "
-        "an LLM benchmark case (skipped unless --llmeff)",
+        f"{MARKER}(compressors=[...], heavy=[...], budgets=[...] or {{pipeline: [...]}}, workload=...): "
+        "an LLM benchmark case (skipped unless --llmeff); `heavy` compressors run only with --llmeff-heavy",
     )
+    config.addinivalue_line("markers", f"{HEAVY}: a slow LLM benchmark case (runs with --llmeff-heavy)")
     if not (config.getoption("llmeff") or config.getini("llmeff")):
         return
     from pytest_llmeff.compress import COMPRESSORS
@@ -72,6 +74,11 @@ def _is_case(item: pytest.Item) -> bool:
     return item.get_closest_marker(MARKER) is not None or "llmeff" in getattr(item, "fixturenames", ())
 
 
+def _is_reference(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("compressor") == "base" or params.get("strategy") == "none"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``compressor`` from the marker, ``--llmeff-compressors``, or the default."""
     if "compressor" not in metafunc.fixturenames:
@@ -80,24 +87,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return  # the test parametrizes it itself
     marker = metafunc.definition.get_closest_marker(MARKER)
     names = list(marker.kwargs.get("compressors", ())) if marker else []
+    heavy = set(marker.kwargs.get("heavy", ())) if marker else set()
+    names += [h for h in marker.kwargs.get("heavy", ()) if h not in names] if marker else []
     if not names:
         opt = metafunc.config.getoption("llmeff_compressors") or metafunc.config.getini("llmeff_compressors")
         names = [c.strip() for c in str(opt).split(",") if c.strip()] or list(DEFAULT_COMPRESSORS)
-    metafunc.parametrize("compressor", names, indirect=True, ids=names)
+    params = [pytest.param(n, id=n, marks=[getattr(pytest.mark, HEAVY)] if n in heavy else []) for n in names]
+    metafunc.parametrize("compressor", params, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _session(config) is None:
+    run = _session(config)
+    if run is None:
         skip = pytest.mark.skip(reason="LLM benchmark case: run with --llmeff")
         for item in items:
             if _is_case(item):
                 item.add_marker(skip)
         return
-    # The base model's cases run first, so every other case compares with a base timed the same way.
+    if not run.options.heavy:
+        skip_heavy = pytest.mark.skip(reason="heavy LLM benchmark case: run with --llmeff-heavy")
+        for item in items:
+            if item.get_closest_marker(HEAVY) is not None:
+                item.add_marker(skip_heavy)
+    # Reference cases (the base model, no cache) run first, so every other case compares with a
+    # reference timed the same way, through its own benchmark fixture.
     positions = [i for i, item in enumerate(items) if _is_case(item)]
     cases = [items[i] for i in positions]
-    cases.sort(key=lambda it: 0 if getattr(getattr(it, "callspec", None), "params", {}).get("compressor") == "base"
-               else 1)
+    cases.sort(key=lambda it: 0 if _is_reference(it) else 1)
     for i, item in zip(positions, cases, strict=True):
         items[i] = item
 
@@ -165,11 +181,11 @@ def energy_meter(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def llmeff(request: pytest.FixtureRequest, benchmark: Any) -> Any:
+def llmeff(request: pytest.FixtureRequest) -> Any:
     """The case object: ``llmeff.run(compressor)`` measures, records and checks budgets."""
     from pytest_llmeff.cases import LlmeffCase
 
     run = _require(request)
     marker = request.node.get_closest_marker(MARKER)
-    return LlmeffCase(run, request.node.nodeid, benchmark, marker.kwargs if marker else {},
-                      request.config.hook)
+    return LlmeffCase(run, request.node.nodeid, lambda: request.getfixturevalue("benchmark"),
+                      marker.kwargs if marker else {}, request.config.hook)

@@ -18,6 +18,24 @@ def _num(value: float | None, scale: float = 1.0, digits: int = 4) -> str:
     return "–" if value is None else f"{value * scale:.{digits}g}"
 
 
+def _other_quality(values: dict[str, float]) -> str:
+    """Task scores and generation metrics, compactly: ``mmlu .412 · exact_match 1.00``."""
+    from pytest_llmeff.metrics import METRICS, get_metric
+
+    parts = [f"{k} {v:.3g}" for k, v in values.items()
+             if k != "perplexity" and k in METRICS and not get_metric(k).cost]
+    return " · ".join(parts) or "–"
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "–"
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.0f}"
+
+
 def _energy_unit(values: Sequence[float]) -> tuple[str, float]:
     top = max(values, default=1.0)
     for unit, scale in (("J", 1.0), ("mJ", 1e3), ("µJ", 1e6)):
@@ -30,14 +48,17 @@ def summary_rows(results: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: method, perplexity, time, energy (each with change vs base), opt per preset."""
     energies = [r.record.values["energy"].value for r in results if "energy" in r.record.values]
     e_unit, e_scale = _energy_unit(energies)
-    header = ["case", "perplexity", "Δ", "time ms", "Δ", f"energy {e_unit}", "Δ",
-              *[f"opt {p}" for p in PRESETS], "verdict"]
+    header = ["case", "params", "Δ", "layers/heads", "perplexity", "Δ", "other quality", "time ms", "Δ",
+              f"energy {e_unit}", "Δ", *[f"opt {p}" for p in PRESETS], "verdict"]
     rows = []
     for r in results:
         cur, ref = r.record.numbers(), r.reference.numbers()
+        shape = (f"{cur['layers']:.0f}/{cur['heads']:.0f}" if "layers" in cur and "heads" in cur else "–")
         rows.append([
             r.record.method,
+            _count(cur.get("parameters")), _pct(cur.get("parameters"), ref.get("parameters")), shape,
             _num(cur.get("perplexity")), _pct(cur.get("perplexity"), ref.get("perplexity")),
+            _other_quality(cur),
             _num(cur.get("time"), 1e3), _pct(cur.get("time"), ref.get("time")),
             _num(cur.get("energy"), e_scale), _pct(cur.get("energy"), ref.get("energy")),
             *[_num(r.record.opt.get(p), digits=3) for p in PRESETS],
@@ -72,9 +93,12 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
                          f"on {time.detail.get('device')}, {time.method}")
         if energy:
             kind = "ESTIMATED" if energy.estimated else "measured"
-            lines.append(f"energy ({kind}): {energy.method}; per call = window total / calls")
+            lines.append(f"energy ({kind}): {energy.method}; {energy.detail.get('statistic', '')}")
+        for name in ("energy.idle", "co2e"):
+            if name in first:
+                lines.append(f"{name}: {first[name].method}")
     meter = getattr(session, "_meter", None)
-    if meter is not None and meter.unavailable:
+    if meter is not None and not isinstance(meter, Exception) and meter.unavailable:
         lines.append("energy backends not used: " + "; ".join(f"{k}: {v}" for k, v in meter.unavailable.items()))
     weights = session.options.weights
     lines.append(f"opt = Q·(α·T_c + β·E_c), lower is better, base = α+β; this run's weights: "
@@ -102,7 +126,44 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
     return lines
 
 
+def energy_rows(results: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
+    """Per call: the CPU / GPU / RAM split, idle (static) vs active, per token, CO2e."""
+    with_energy = [r for r in results if "energy" in r.record.values]
+    totals = [r.record.values["energy"].value for r in with_energy]
+    unit, scale = _energy_unit(totals)
+    header = ["case", f"cpu {unit}", f"gpu {unit}", f"ram {unit}", f"idle {unit}", f"active {unit}",
+              "µJ/token", "windows", "cv", "CO2e mg"]
+    rows = []
+    for r in with_energy:
+        v = r.record.numbers()
+        detail = r.record.values["energy"].detail
+        split = [_num(v.get(f"energy.{c}"), scale) for c in ("cpu", "gpu", "ram", "idle", "active")]
+        rows.append([r.record.method, *split,
+                     _num(v.get("energy_per_token"), 1e6), str(detail.get("windows", 1)),
+                     f"{detail['cv']:.1%}" if detail.get("windows", 1) > 1 else "–", _num(v.get("co2e"), 1e3)])
+    return header, rows
+
+
+def what_if_rows(results: Sequence[Any], regions: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """CO2e of 1,000 calls of each case across regions (operational, PUE 1)."""
+    from pytest_llmeff.carbon import intensity, operational_grams
+
+    sources = [intensity(r) for r in regions]
+    header = ["case (g CO2e / 1000 calls)", *[f"{s.region} ({s.g_per_kwh:g})" for s in sources]]
+    rows = [[r.record.method, *[_num(operational_grams(r.record.values["energy"].value * 1000, s), digits=3)
+                                for s in sources]]
+            for r in results if "energy" in r.record.values]
+    return header, rows
+
+
 def summary_lines(results: Sequence[Any], session: Any) -> list[str]:
     header, rows = summary_rows(results)
-    return [f"model {session.options.model.name} on {session.device} ({session.dtype})",
-            *format_table(header, rows), "", *footnotes(results, session)]
+    lines = [f"model {session.options.model.name} on {session.device} ({session.dtype})",
+             *format_table(header, rows), ""]
+    e_header, e_rows = energy_rows(results)
+    if e_rows:
+        lines += ["energy per call:", *format_table(e_header, e_rows), ""]
+        if session.options.what_if:
+            w_header, w_rows = what_if_rows(results, session.options.what_if)
+            lines += ["carbon what-if (same energy, other grids):", *format_table(w_header, w_rows), ""]
+    return lines + footnotes(results, session)

@@ -17,7 +17,7 @@ from typing import Any
 from pytest_llmeff.budgets import Budget, BudgetResult
 from pytest_llmeff.compress import Candidate, CompressContext, Pipeline, parse_pipeline
 from pytest_llmeff.fingerprint import library_differences, machine_fingerprint
-from pytest_llmeff.measure.case import MeasureSpec, measure_model
+from pytest_llmeff.measure.case import EvalInputs, MeasureSpec, measure_model
 from pytest_llmeff.metrics import METRICS, get_metric
 from pytest_llmeff.options import OptionError, Options
 from pytest_llmeff.records import CaseRecord
@@ -26,6 +26,14 @@ from pytest_llmeff.store import BaselineChange, BaselineStore
 
 # Record fields that must agree before two records' numbers may be compared.
 COMPARABLE_FIELDS = ("workload", "device", "model")
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    """What one case may set for itself (marker ``workload=`` / ``tasks=``); None: the run's."""
+
+    workload: str | None = None
+    tasks: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -101,6 +109,8 @@ class Session:
         self.accepted: dict[str, CaseRecord] = {}
         self.baseline_changes: list[BaselineChange] = []
         self._references: dict[str, CaseRecord] = {}
+        self._prefixes: dict[str, Candidate] = {}  # structural pipeline prefixes, reused by later cases
+        self._cache_answers: dict[str, list[list[int]]] = {}  # no-cache answers per replay list
         self._base: Any = None
         self._text: Any = None
         self._eval_ids: list[int] | None = None
@@ -136,12 +146,23 @@ class Session:
             self._eval_ids = list(self.base().tokenizer(self.text().eval_text)["input_ids"])
         return self._eval_ids
 
+    def inputs(self) -> EvalInputs:
+        base = self.base()
+        return EvalInputs(self.eval_ids(), self.text().documents, base.tokenizer, base.context_length,
+                          self._workdir)
+
     def meter(self) -> Any:
+        if isinstance(self._meter, Exception):
+            raise self._meter
         if self._meter is None:
-            from pytest_llmeff.measure.energy import build_meter
+            from pytest_llmeff.measure.energy import MeterUnavailable, build_meter
 
             index = int(self.device.split(":")[1]) if ":" in self.device else 0
-            self._meter = build_meter(self.device, self.options.energy, [index])
+            try:
+                self._meter = build_meter(self.device, self.options.energy, [index], self.options.ram_dimms)
+            except MeterUnavailable as exc:
+                self._meter = exc
+                raise
         return self._meter
 
     def protocol(self) -> str:
@@ -161,37 +182,81 @@ class Session:
         """Apply ``pipeline`` to the base model (raises ``Unsupported`` where it cannot run here)."""
         ctx = self.context()
         pipeline.check(ctx)
-        return pipeline.apply(Candidate(self.base().model), ctx)
+        return pipeline.apply(Candidate(self.base().model), ctx, self._prefixes)
 
     # ------------------------------------------------------------------ measure and score
-    def spec(self, workload: str | None = None) -> MeasureSpec:
-        return MeasureSpec(workload=workload or self.options.workload, protocol=self.protocol(),
+    def spec(self, case: CaseSettings | None = None) -> MeasureSpec:
+        case = case or CaseSettings()
+        return MeasureSpec(workload=case.workload or self.options.workload, protocol=self.protocol(),
                            eval_windows=self.options.eval_windows, min_seconds=self.options.min_seconds,
-                           device=self.device, dataset=self.options.dataset)
+                           device=self.device, dataset=self.options.dataset, energy=self.options.energy_settings,
+                           tasks=self.options.tasks if case.tasks is None else case.tasks)
 
     def measure(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
-                workload: str | None = None) -> CaseRecord:
-        spec = self.spec(workload)
-        self.progress(f"measuring {method}: perplexity ({spec.protocol}), {spec.workload} latency and energy")
-        values, notes = measure_model(candidate.model, self.eval_ids(), self.base().context_length,
-                                      spec, self.meter(), benchmark)
-        return CaseRecord(case_id=case_id, method=method, model=self.options.model.name,
-                          device=self.device, dtype=_dtype_label(candidate.model),
-                          workload=values["time"].detail.get("workload", spec.workload),
-                          values=values, notes=tuple(candidate.notes) + tuple(notes))
+                case: CaseSettings | None = None) -> CaseRecord:
+        spec = self.spec(case)
+        tasks = f", tasks {', '.join(t.name for t in spec.tasks)}" if spec.tasks else ""
+        self.progress(f"measuring {method}: perplexity ({spec.protocol}){tasks}, {spec.workload} latency and energy")
+        values, notes = measure_model(candidate.model, self.inputs(), spec, self.meter(), benchmark,
+                                      candidate.info)
+        record = self._record(case_id, method, values, tuple(candidate.notes) + tuple(notes))
+        return CaseRecord(**{**record.__dict__, "dtype": _dtype_label(candidate.model)})
 
-    def reference(self, workload: str | None = None, benchmark: Any = None, case_id: str = "") -> CaseRecord:
-        """The base model measured under ``workload`` (once per run)."""
-        key = workload or self.options.workload
+    def _reference_key(self, case: CaseSettings | None) -> str:
+        spec = self.spec(case)
+        return f"{spec.workload}|{spec.tasks!r}"
+
+    def has_reference(self, case: CaseSettings | None = None) -> bool:
+        return self._reference_key(case) in self._references
+
+    def has_cache_reference(self, replay: Any = None) -> bool:
+        from pytest_llmeff.measure.caching import Replay
+
+        return f"cache:{replay or Replay(seed=self.options.seed)}" in self._references
+
+    def reference(self, case: CaseSettings | None = None, benchmark: Any = None, case_id: str = "") -> CaseRecord:
+        """The base model measured under the case's workload and tasks (once per run)."""
+        key = self._reference_key(case)
         if key not in self._references:
             base = Candidate(self.base().model)
-            record = self.measure(base, "base", case_id or "base", benchmark, key)
+            record = self.measure(base, "base", case_id or "base", benchmark, case)
             self._references[key] = self.score(record, record)
         return self._references[key]
 
+    def cache_case(self, strategy_text: str, case_id: str, benchmark: Any = None,
+                   replay: Any = None) -> tuple[CaseRecord, CaseRecord]:
+        """Measure a cache strategy on the replay list; returns (record, the no-cache reference)."""
+        from pytest_llmeff.measure.caching import Replay, parse_strategy
+        from pytest_llmeff.measure.case import measure_cache
+
+        replay = replay or Replay(seed=self.options.seed)
+        prompts = replay.build(self.eval_ids())
+        model, tok, spec = self.base().model, self.base().tokenizer, self.spec()
+        key = f"cache:{replay}"
+        if key not in self._references:
+            self.progress(f"measuring the no-cache reference on {len(prompts)} replayed prompts")
+            values, answers = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"),
+                                            spec, self.meter(), benchmark if strategy_text == "none" else None)
+            record = self._record(case_id, "cache:none", values)
+            self._references[key] = self.score(record, record)
+            self._cache_answers[key] = answers
+        reference = self._references[key]
+        if strategy_text == "none":
+            return reference, reference
+        self.progress(f"measuring cache strategy {strategy_text}")
+        values, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
+                                  self.meter(), benchmark, self._cache_answers[key])
+        return self.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
+
+    def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:
+        return CaseRecord(case_id=case_id, method=method, model=self.options.model.name, device=self.device,
+                          dtype=_dtype_label(self.base().model),
+                          workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
+
     def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
         """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
-        cand, base = _opt_inputs(record), _opt_inputs(reference)
+        cand = _opt_inputs(record, self.options.opt_metrics)
+        base = _opt_inputs(reference, self.options.opt_metrics)
         if cand is None or base is None:
             return record
         opts = {name: opt_breakdown(base, cand, name).opt for name in PRESETS}
@@ -240,7 +305,7 @@ class Session:
         """Write accepted baselines (only with --llmeff-update-baselines) and clean up."""
         if self.options.update_baselines and self.accepted:
             self.baseline_changes = self.store.write(self.accepted)
-        if self._meter is not None:
+        if self._meter is not None and not isinstance(self._meter, Exception):
             self._meter.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
@@ -254,12 +319,27 @@ class Session:
         return library_differences(stored, self.fingerprint)
 
 
-def _opt_inputs(record: CaseRecord) -> dict[str, float] | None:
+def opt_quality(values: dict[str, float], selection: tuple[str, ...] | None) -> dict[str, float]:
+    """The quality figures that enter the opt score: the selection, or (auto) perplexity and every
+    task score with a chance level; figures that restate another (byte perplexity) stay out."""
+    if selection is not None:
+        return {k: values[k] for k in selection if k in values}
+    chosen = {}
+    for name, value in values.items():
+        metric = get_metric(name) if name in METRICS else None
+        if metric is None or metric.cost or not metric.in_opt:
+            continue
+        if metric.higher_is_better and metric.chance is None:
+            continue  # no chance level: reported, but not in the opt score
+        chosen[name] = value
+    return chosen
+
+
+def _opt_inputs(record: CaseRecord, selection: tuple[str, ...] | None) -> dict[str, float] | None:
     values = record.numbers()
     if "time" not in values or "energy" not in values:
         return None
-    quality = {k: v for k, v in values.items() if k in METRICS and not get_metric(k).cost}
-    return {"time": values["time"], "energy": values["energy"], **quality}
+    return {"time": values["time"], "energy": values["energy"], **opt_quality(values, selection)}
 
 
 def _dtype_label(model: Any) -> str:

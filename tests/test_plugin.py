@@ -73,6 +73,27 @@ def test_run_measures_and_prints_the_summary(suite):
     assert not baseline_files(suite.path)  # nothing written without --llmeff-update-baselines
 
 
+def test_energy_split_repeats_and_carbon(suite):
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-region=study2024:DEU", "--llmeff-pue=1.58",
+                                        "--llmeff-energy-repeats=3", "-k", "nf4")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "energy per call:",
+        "case*cpu*gpu*ram*idle*active*µJ/token*windows*cv*CO2e mg*",
+        "nf4 * – * 3 *%*",
+        "carbon what-if (same energy, other grids):",
+        "*study2024:BEL (153.14)*study2024:DEU (333.77)*study2024:FRA (33.44)*study2024:NLD (262.93)*",
+        "co2e: energy × 333.77 gCO2e/kWh (study2024:DEU*PUE 1.58",
+    ])
+
+
+def test_deployment_replay_workload(suite):
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-workload=deployment(period=3,gap=1,new_tokens=4)")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*median latency per prompt of workload deployment-3s-gap1-32+4*",
+                                 "*period total / prompts (idle time included)*"])
+
+
 def test_baselines_written_on_request_then_compared(suite):
     first = suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines")
     first.assert_outcomes(passed=2)
@@ -126,6 +147,9 @@ def test_missing_baseline_can_fail_a_ci_gate(suite):
         (["--llmeff-compressors=nf5"], "*unknown compressor 'nf5' — did you mean 'nf4'*"),
         (["--llmeff-dataset=wikitext"], "*did you mean 'wikitext2'*"),
         (["--llmeff-workload=forwad"], "*unknown workload 'forwad' — did you mean 'forward'*"),
+        (["--llmeff-region=DEUX"], "*unknown region 'DEUX' — did you mean 'DEU'*"),
+        (["--llmeff-pue=-1"], "*PUE is total facility energy / IT energy and cannot be below 1*"),
+        (["--llmeff-embodied=150"], "*--llmeff-embodied: expected '<chip kg CO2e>,<lifetime years>'*"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(suite, args, message):
@@ -133,6 +157,12 @@ def test_bad_options_are_one_line_usage_errors(suite, args, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-llmeff: {message}"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_requested_meter_that_is_missing_skips_with_the_reason(suite):
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-energy=nvml", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*energy meter unavailable: the run is on the CPU, so there is no GPU energy*"])
 
 
 def test_corrupt_baseline_is_refused_and_left_as_it_was(suite):

@@ -4,6 +4,8 @@
   text (``ctx=0``: the model's context, at most 1024). The default.
 - ``generate(prompt=32, new_tokens=32, batch=1)``: greedy decoding of exactly ``new_tokens`` tokens.
 - ``perplexity``: the whole perplexity evaluation, as the first study timed it.
+- ``deployment(period=30, gap=6, new_tokens=32, prompt=32)``: prompts on a fixed arrival schedule,
+  energy per prompt including idle time (:mod:`pytest_llmeff.measure.deployment`).
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ WORKLOADS: Registry[Callable[..., Any]] = Registry("workload", entry_point_group
 WORKLOADS.register("forward", Forward)
 WORKLOADS.register("generate", Generate)
 WORKLOADS.register("perplexity", PerplexityPass)
+WORKLOADS.register("deployment", "pytest_llmeff.measure.deployment:Deployment")
 
 
 def parse_workload(text: str) -> Any:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,11 @@ class TextData:
     eval_text: str
     train_texts: tuple[str, ...]
     description: str
+    eval_documents: tuple[str, ...] = ()  # the evaluated text as documents (document-level protocols)
+
+    @property
+    def documents(self) -> tuple[str, ...]:
+        return self.eval_documents or (self.eval_text,)
 
     def calibration_texts(self, n: int, min_chars: int = 200) -> list[str]:
         """The first ``n`` training documents of at least ``min_chars`` characters (deterministic)."""
@@ -62,10 +68,10 @@ def load_text_data(name: str) -> TextData:
     check_dataset(name)
     if name == EMBEDDED_NAME:
         splits = corpus.read_snapshot(REFERENCE_DIR / "corpus.jsonl.gz")
+        heldout = tuple(d.text for d in splits["heldout"])
         return TextData(
-            name, corpus.DOC_SEPARATOR.join(d.text for d in splits["heldout"]),
-            tuple(d.text for d in splits["train"]),
-            "embedded corpus (Python stdlib documentation), held-out split",
+            name, corpus.DOC_SEPARATOR.join(heldout), tuple(d.text for d in splits["train"]),
+            "embedded corpus (Python stdlib documentation), held-out split", heldout,
         )
     if name == WIKITEXT2:
         return _wikitext2()
@@ -81,7 +87,7 @@ def load_text_data(name: str) -> TextData:
     evaluated = [p for i, p in enumerate(paragraphs) if i % held == held - 1] or paragraphs[-1:]
     rest = [p for p in paragraphs if p not in evaluated]
     return TextData(name, corpus.DOC_SEPARATOR.join(evaluated), tuple(rest),
-                    f"{path}, every {held}th paragraph")
+                    f"{path}, every {held}th paragraph", tuple(evaluated))
 
 
 def _wikitext2() -> TextData:
@@ -96,6 +102,12 @@ def _wikitext2() -> TextData:
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
             "Use --llmeff-dataset embedded or a local text file instead."
         ) from None
-    # GPTQ-paper convention: the raw lines joined with blank lines.
-    return TextData(WIKITEXT2, "\n\n".join(test["text"]),
-                    tuple(t for t in train["text"] if t.strip()), "WikiText-2 raw, test split")
+    # GPTQ-paper convention: the raw lines joined with blank lines; documents start at " = Title = ".
+    lines = list(test["text"])
+    documents: list[str] = []
+    for line in lines:
+        if re.match(r"^ = [^=]", line) or not documents:
+            documents.append("")
+        documents[-1] += line
+    return TextData(WIKITEXT2, "\n\n".join(lines), tuple(t for t in train["text"] if t.strip()),
+                    "WikiText-2 raw, test split", tuple(d for d in documents if d.strip()))

@@ -105,24 +105,51 @@ class LoadedModel:
                 return value
         return 2048
 
-    def reload(self, **overrides: Any) -> Any:
-        """Load the base model again from its source with changed keyword arguments
-        (e.g. a ``quantization_config``): the way to quantise without a copy in memory first."""
-        from transformers import AutoModelForCausalLM
 
-        kwargs = self.load_kwargs | overrides
-        return AutoModelForCausalLM.from_pretrained(self.spec.location, **kwargs).eval()
+
+_STRUCTURED: dict[type, type] = {}
+
+
+def _structured_class(base: type) -> type:
+    """``base`` with a constructor that first applies the head structure recorded in the config.
+
+    transformers builds a model from its config before loading weights (also when it quantises
+    on load); a config cannot express per-layer head counts, so the shapes are fixed here.
+    """
+    if base not in _STRUCTURED:
+        from pytest_llmeff.compress.structure import rebuild
+
+        def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+            base.__init__(self, config, *args, **kwargs)
+            rebuild(self)
+
+        _STRUCTURED[base] = type(f"Structured{base.__name__}", (base,), {"__init__": __init__})
+    return _STRUCTURED[base]
+
+
+def from_pretrained(location: str, **kwargs: Any) -> Any:
+    """``AutoModelForCausalLM.from_pretrained`` that also loads models whose heads were pruned."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    from pytest_llmeff.compress.structure import STRUCTURE_KEY
+
+    config = AutoConfig.from_pretrained(location, trust_remote_code=kwargs.get("trust_remote_code", False))
+    if (getattr(config, STRUCTURE_KEY, None) or {}).get("heads"):
+        cls = _structured_class(MODEL_FOR_CAUSAL_LM_MAPPING[type(config)])
+        return cls.from_pretrained(location, config=config, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(location, **kwargs)
 
 
 def load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     """Load model and tokenizer; offline / unknown hub ids become a :class:`ModelLoadError`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     kwargs = spec.from_pretrained_kwargs() | {"dtype": getattr(torch, dtype)}
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, trust_remote_code=spec.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(spec.location, **kwargs)
+        model = from_pretrained(spec.location, **kwargs)
     except (OSError, ValueError) as exc:
         where = "the Hugging Face hub (is the network reachable?)" if spec.source == "hub" else spec.location
         hint = did_you_mean(spec.name, [EMBEDDED_NAME])
