@@ -37,7 +37,7 @@ _BOUND = re.compile(
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
 }
-Status = Literal["pass", "fail", "missing"]
+Status = Literal["pass", "fail", "missing", "inconclusive"]
 
 
 class BudgetError(ValueError):

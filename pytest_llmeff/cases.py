@@ -73,10 +73,11 @@ def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
 class LlmeffCase:
     """Measure, record and assert one case. Built by the ``llmeff`` fixture."""
 
-    def __init__(self, session: Session, node_id: str, benchmark: Callable[[], Any],
+    def __init__(self, session: Session, node: Any, benchmark: Callable[[], Any],
                  marker_kwargs: Mapping[str, Any], hook: Any = None) -> None:
         self.session = session
-        self.node_id = node_id
+        self.node = node
+        self.node_id = node.nodeid
         # pytest-benchmark's fixture is requested only when this case times something: a case that
         # skips or reuses a measured reference leaves it alone (it warns when requested but unused).
         self._benchmark_factory = benchmark
@@ -142,13 +143,24 @@ class LlmeffCase:
         return self._conclude(f"cache:{strategy}", result)
 
     def _conclude(self, label: str, result: CaseResult) -> CaseResult:
+        self.session.add(result)
         self.result = result
         self._annotate_benchmark(result)
+        # JUnit XML properties (--junitxml): CI systems show them per test.
+        for name, value in result.record.numbers().items():
+            self.node.user_properties.append((f"llmeff.{name}", value))
+        self.node.user_properties.append(("llmeff.verdict", result.verdict))
         if self._hook is not None:
             self._hook.pytest_llmeff_record(result=result)
         failed = [b.message for b in result.budgets if b.failed]
         if failed:
             pytest.fail(f"{label}: budget broken\n  " + "\n  ".join(failed), pytrace=False)
+        if result.verdict == "inconclusive":
+            undecided = [b.message for b in result.budgets if b.status == "inconclusive"]
+            message = f"{label}: timing noise leaves a budget undecided\n  " + "\n  ".join(undecided)
+            if self.session.options.inconclusive == "fail":
+                pytest.fail(message + "\n  (--llmeff-inconclusive fail)", pytrace=False)
+            warnings.warn(LlmeffWarning(message), stacklevel=3)
         if result.verdict == "no baseline":
             message = f"{label}: {result.baseline_note}"
             if self.session.options.missing_baseline == "fail":
@@ -183,9 +195,21 @@ class LlmeffCase:
                 candidate = session.compress(pipeline)
             except Unsupported as exc:
                 pytest.skip(f"{pipeline.id}: {exc}")
-            reference = session.reference(self.settings)
-            record = session.score(session.measure(candidate, pipeline.id, self.node_id, self.benchmark,
-                                                   self.settings), reference)
+            measured = session.measure(candidate, pipeline.id, self.node_id, self.benchmark, self.settings)
+            reference = session.paired_reference(session.reference(self.settings), self.settings)
+            record = session.score(measured, reference)
+            result = session.check(record, reference, checks)
+            for attempt in range(session.options.reruns):
+                if result.verdict != "inconclusive":
+                    break
+                session.progress(f"{pipeline.id}: verdict inconclusive; timing again ({attempt + 1}/"
+                                 f"{session.options.reruns})")
+                longer = session.retime(candidate.model, record, self.settings)
+                if longer is None:
+                    break
+                record = session.score(longer, reference)
+                result = session.check(record, reference, checks)
+            return result
         return session.check(record, reference, checks)
 
     def _annotate_benchmark(self, result: CaseResult) -> None:
@@ -197,7 +221,8 @@ class LlmeffCase:
         info["llmeff"] = {
             "method": rec.method, "model": rec.model, "device": rec.device, "dtype": rec.dtype,
             "workload": rec.workload, "verdict": result.verdict,
-            "values": {k: {"value": m.value, "unit": m.unit, "method": m.method, "estimated": m.estimated}
+            "values": {k: {"value": m.value, "unit": m.unit, "method": m.method, "estimated": m.estimated,
+                           **({"samples": m.detail["samples"]} if "samples" in m.detail else {})}
                        for k, m in rec.values.items()},
             "opt": dict(rec.opt), "notes": list(rec.notes),
             "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message}

@@ -44,6 +44,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("baselines", "string", "baselines", "baselines folder (relative to the rootdir)"),
     ("missing_baseline", "string", "warn", "when a case has no stored baseline: warn (reported in the "
      "summary) or fail (for CI gates)"),
+    ("inconclusive", "string", "warn", "when timing noise leaves a budget undecided after the reruns: warn or fail"),
+    ("reruns", "string", "2", "extra timing windows for a case whose budget verdict is inconclusive"),
     ("weights", "string", "balanced", "opt score weights: balanced, energy, runtime, or 'alpha,beta'"),
     ("energy", "string", "auto", f"energy meter: {', '.join(ENERGY)}"),
     ("min_seconds", "string", "2.0", "shortest measured window in seconds (energy meters need time)"),
@@ -61,6 +63,11 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("what_if", "string", "study2024:BEL,study2024:DEU,study2024:FRA,study2024:NLD",
      "regions for the CO2e what-if table (comma-separated)"),
     ("embodied", "string", "", "embodied carbon share: '<chip kg CO2e>,<lifetime years>' (LLMCarbon-style)"),
+    ("json", "string", "", "write this run's records (all workers merged) to this JSON file"),
+    ("report", "string", "", "write summary.md, report.html and plots (Pareto, opt, energy split) to this folder"),
+    ("markdown", "string", "", "append the markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)"),
+    ("baseline_machine", "string", "", "compare with the baselines of another machine's folder (refused unless "
+     "--llmeff-force-compare: timings and energy do not compare across hardware)"),
     ("compressors", "string", "", "comma-separated pipelines for cases that use the `compressor` fixture "
      "without their own list"),
     ("seed", "string", "0", "seed for calibration sampling and training"),
@@ -68,6 +75,10 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
 ]
 _FLAGS: list[tuple[str, str]] = [
     ("update_baselines", "write the measured values of passing cases as the new baselines"),
+    ("force_compare", "compare with baselines recorded on other hardware anyway"),
+    ("unpaired", "time the base model once per run instead of again next to every case (faster, but "
+     "exposed to the machine's drift)"),
+    ("exact_verdicts", "judge budgets on the medians alone, without the bootstrap's inconclusive band"),
     ("heavy", "also run cases marked heavy (long training on a CPU: reverse-KL and sequence-level KD …)"),
     ("allow_reorder", "let invalid compressor chains be reordered instead of refused"),
     ("trust_remote_code", "allow models whose code lives on the hub (runs that code)"),
@@ -131,6 +142,15 @@ class Options:
     update_baselines: bool
     allow_reorder: bool
     heavy: bool
+    noise_aware: bool
+    inconclusive: str
+    reruns: int
+    json_path: Path | None
+    report_dir: Path | None
+    markdown_path: Path | None
+    baseline_machine: str | None
+    force_compare: bool
+    paired: bool
     compressor_registry: Any = None  # the run's copy of COMPRESSORS (hooks may have added to it)
 
     @classmethod
@@ -176,7 +196,14 @@ class Options:
                 seed=_int("seed", get("seed"), None),
                 cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "pytest-llmeff",
                 update_baselines=flags["update_baselines"], allow_reorder=flags["allow_reorder"],
-                heavy=flags["heavy"], compressor_registry=compressor_registry,
+                heavy=flags["heavy"], noise_aware=not flags["exact_verdicts"],
+                inconclusive=_choice("inconclusive", str(get("inconclusive")).strip(), MISSING),
+                reruns=_int("reruns", get("reruns"), 0),
+                json_path=_path(config, get("json")), report_dir=_path(config, get("report")),
+                markdown_path=_path(config, get("markdown")),
+                baseline_machine=str(get("baseline_machine")).strip() or None,
+                force_compare=flags["force_compare"], paired=not flags["unpaired"],
+                compressor_registry=compressor_registry,
             )
         except (ModelLoadError, DatasetError, BudgetError, CompressError, WorkloadError, UnknownNameError,
                 CarbonError, TaskError, ValueError) as exc:
@@ -221,6 +248,14 @@ def _energy_settings(get: Any) -> tuple[Any, tuple[str, ...]]:
     repeats = _int("energy_repeats", get("energy_repeats"), 1)
     return EnergySettings(repeats=repeats, cooldown_s=_float("cooldown", get("cooldown")),
                           region=intensity(region) if region else None, pue=pue, embodied=embodied), what_if
+
+
+def _path(config: Any, value: Any) -> Path | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...] | None) -> str:

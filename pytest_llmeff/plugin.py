@@ -61,7 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
         opts = options_mod.Options.from_config(config, compressors)
         extra: dict[str, Any] = {}
         config.hook.pytest_llmeff_machine_info(info=extra)
-        config.stash[SESSION] = Session(opts, _progress(config), extra)
+        worker = getattr(config, "workerinput", {}).get("workerid")  # pytest-xdist: "gw0", "gw1" …
+        config.stash[SESSION] = Session(opts, _progress(config), extra, int(worker[2:]) if worker else None)
     except (options_mod.OptionError, BaselineError) as exc:
         raise pytest.UsageError(f"pytest-llmeff: {exc}") from None
 
@@ -128,9 +129,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    run = _session(session.config)
-    if run is not None:
+    config = session.config
+    run = _session(config)
+    if run is None:
+        return
+    if hasattr(config, "workeroutput"):  # an xdist worker: hand the cases to the controller
+        config.workeroutput["llmeff"] = {"results": [r.to_json() for r in run.results],
+                                         "accepted": sorted(run.accepted)}
+        run.finish(write=False)
+    else:
         run.finish()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: merge a finished worker's cases into this run."""
+    run = _session(node.config)
+    data = getattr(node, "workeroutput", {}).get("llmeff")
+    if run is not None and data:
+        run.merge(data["results"], data["accepted"])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Saved pytest-benchmark runs carry llmeff's fingerprint (`llmeff compare` checks it)."""
+    run = _session(config)
+    if run is not None:
+        machine_info["llmeff_fingerprint"] = run.fingerprint
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -187,5 +212,5 @@ def llmeff(request: pytest.FixtureRequest) -> Any:
 
     run = _require(request)
     marker = request.node.get_closest_marker(MARKER)
-    return LlmeffCase(run, request.node.nodeid, lambda: request.getfixturevalue("benchmark"),
+    return LlmeffCase(run, request.node, lambda: request.getfixturevalue("benchmark"),
                       marker.kwargs if marker else {}, request.config.hook)

@@ -88,6 +88,9 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
             d = ppl.detail
             lines.append(f"perplexity: {ppl.method} on {d.get('dataset')} ({d.get('tokens_scored')} tokens, "
                          f"{d.get('windows')} windows); Δ vs the base model of this run")
+        if session.options.paired:
+            lines.append("Δ and opt: against the base model timed again next to each case (paired); the base "
+                         "row shows its own first measurement")
         if time:
             lines.append(f"time: {time.detail.get('statistic')} of workload {time.detail.get('workload')} "
                          f"on {time.detail.get('device')}, {time.method}")

@@ -23,6 +23,7 @@ from pytest_llmeff.options import OptionError, Options
 from pytest_llmeff.records import CaseRecord
 from pytest_llmeff.score import PRESETS, opt_breakdown
 from pytest_llmeff.store import BaselineChange, BaselineStore
+from pytest_llmeff.verdicts import NoiseSettings, judge
 
 # Record fields that must agree before two records' numbers may be compared.
 COMPARABLE_FIELDS = ("workload", "device", "model")
@@ -47,19 +48,40 @@ class CaseResult:
     baseline_note: str
     budgets: list[BudgetResult]
 
+    def to_json(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "record": self.record.to_json(), "reference": self.reference.to_json(),
+                "baseline": self.baseline.to_json() if self.baseline else None, "baseline_note": self.baseline_note,
+                "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message,
+                             "current": b.current, "limit": b.limit} for b in self.budgets],
+                "verdict": self.verdict}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseResult:
+        budgets = [BudgetResult(Budget.parse(b["budget"]), b["status"], b["message"], b["current"], b["limit"])
+                   for b in data["budgets"]]
+        baseline = CaseRecord.from_json(data["baseline"]) if data["baseline"] else None
+        return cls(data["case_id"], CaseRecord.from_json(data["record"]), CaseRecord.from_json(data["reference"]),
+                   baseline, data["baseline_note"], budgets)
+
     @property
     def verdict(self) -> str:
         if any(b.failed for b in self.budgets):
             return "fail"
+        if any(b.status == "inconclusive" for b in self.budgets):
+            return "inconclusive"
         if any(b.status == "missing" and b.budget.reference == "baseline" for b in self.budgets):
             return "no baseline"
         if any(b.status == "missing" for b in self.budgets):
-            return "inconclusive"
+            return "incomplete"
         return "pass"
 
 
-def resolve_device(requested: str) -> tuple[str, dict[str, Any] | None]:
-    """``auto`` / ``cpu`` / ``cuda[:N]`` → the device to use and, on GPU, facts about the card."""
+def resolve_device(requested: str, worker: int | None = None) -> tuple[str, dict[str, Any] | None]:
+    """``auto`` / ``cpu`` / ``cuda[:N]`` → the device to use and, on GPU, facts about the card.
+
+    Under pytest-xdist (``worker`` = the worker's number) ``auto`` and ``cuda`` give each worker its
+    own GPU, round robin: worker gw3 on a 2-GPU machine gets cuda:1.
+    """
     if requested == "cpu":
         return "cpu", None
     import torch
@@ -70,7 +92,10 @@ def resolve_device(requested: str) -> tuple[str, dict[str, Any] | None]:
         built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA support (a CPU build)"
         raise OptionError(f"--llmeff-device {requested}: no CUDA device is visible "
                           f"(torch {torch.__version__} has {built}); use --llmeff-device cpu or auto")
-    device = "cuda:0" if requested in ("auto", "cuda") else requested
+    if requested in ("auto", "cuda"):
+        device = f"cuda:{(worker or 0) % torch.cuda.device_count()}"
+    else:
+        device = requested
     index = int(device.split(":")[1])
     if index >= torch.cuda.device_count():
         raise OptionError(f"--llmeff-device {requested}: only {torch.cuda.device_count()} CUDA device(s)")
@@ -97,13 +122,15 @@ class Session:
     """One llmeff run. ``progress`` prints a line to the terminal (long phases announce themselves)."""
 
     def __init__(self, options: Options, progress: Callable[[str], None] = print,
-                 machine_info: dict[str, Any] | None = None) -> None:
+                 machine_info: dict[str, Any] | None = None, worker: int | None = None) -> None:
         self.options = options
         self.progress = progress
-        self.device, accelerator = resolve_device(options.device)
+        self.worker = worker  # pytest-xdist worker number; None in the controller or a serial run
+        self.device, accelerator = resolve_device(options.device, worker)
         self.dtype = "float32" if options.dtype == "auto" else options.dtype
         self.fingerprint = machine_fingerprint(self.device, accelerator, machine_info)
-        self.store = BaselineStore(options.baselines, self.fingerprint, options.model.name)
+        self.store = BaselineStore(options.baselines, self.fingerprint, options.model.name,
+                                   options.baseline_machine, options.force_compare)
         self.store.load()  # corrupt or foreign files fail now, before any case runs
         self.results: list[CaseResult] = []
         self.accepted: dict[str, CaseRecord] = {}
@@ -202,6 +229,26 @@ class Session:
         record = self._record(case_id, method, values, tuple(candidate.notes) + tuple(notes))
         return CaseRecord(**{**record.__dict__, "dtype": _dtype_label(candidate.model)})
 
+    def paired_reference(self, reference: CaseRecord, case: CaseSettings | None = None) -> CaseRecord:
+        """The base model timed again right next to a candidate, quality kept from ``reference``.
+
+        Ratios then compare two timings taken under the same machine conditions instead of
+        minutes apart: on a shared machine the speed of everything drifts by more than many of the
+        effects measured here. Off with --llmeff-unpaired, and for the deployment replay.
+        """
+        from pytest_llmeff.measure.case import cost_values
+        from pytest_llmeff.measure.deployment import Deployment
+        from pytest_llmeff.measure.workloads import parse_workload
+
+        spec = self.spec(case)
+        if not self.options.paired or isinstance(parse_workload(spec.workload), Deployment):
+            return reference
+        costs, _, _ = cost_values(self.base().model, self.inputs(), spec, self.meter())
+        values = {k: v for k, v in reference.values.items() if not k.startswith("energy")} | costs
+        paired = CaseRecord(**{**reference.__dict__, "values": values,
+                               "notes": (*reference.notes, "time and energy re-measured next to the case")})
+        return self.score(paired, paired)
+
     def _reference_key(self, case: CaseSettings | None) -> str:
         spec = self.spec(case)
         return f"{spec.workload}|{spec.tasks!r}"
@@ -246,6 +293,12 @@ class Session:
         self.progress(f"measuring cache strategy {strategy_text}")
         values, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
                                   self.meter(), benchmark, self._cache_answers[key])
+        if self.options.paired:  # the no-cache answers timed again next to this case (see paired_reference)
+            again, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
+                                     self.meter(), None, self._cache_answers[key])
+            reference = CaseRecord(**{**reference.__dict__, "values": again,
+                                      "notes": (*reference.notes, "time and energy re-measured next to the case")})
+            reference = self.score(reference, reference)
         return self.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
 
     def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:
@@ -253,15 +306,30 @@ class Session:
                           dtype=_dtype_label(self.base().model),
                           workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
 
-    def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
-        """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
-        cand = _opt_inputs(record, self.options.opt_metrics)
+    def _opt_scores(self, values: dict[str, float], reference: dict[str, float]) -> dict[str, float] | None:
+        cand = _opt_inputs(values, self.options.opt_metrics)
         base = _opt_inputs(reference, self.options.opt_metrics)
         if cand is None or base is None:
-            return record
+            return None
         opts = {name: opt_breakdown(base, cand, name).opt for name in PRESETS}
         opts["run"] = opt_breakdown(base, cand, self.options.weights).opt
-        return CaseRecord(**{**record.__dict__, "opt": opts})
+        return opts
+
+    def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
+        """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
+        opts = self._opt_scores(record.numbers(), reference.numbers())
+        return record if opts is None else CaseRecord(**{**record.__dict__, "opt": opts})
+
+    def numbers_with(self, record: CaseRecord, overrides: dict[str, float],
+                     reference: dict[str, float] | None) -> dict[str, float]:
+        """``record``'s numbers with ``overrides`` in and, given reference numbers, opt recomputed
+        (the noise-aware verdicts evaluate budgets on resampled timings this way)."""
+        values = record.numbers() | dict(overrides)
+        opts = self._opt_scores(values, reference) if reference is not None else None
+        if opts:
+            values.update({f"opt.{k}": v for k, v in opts.items()})
+            values["opt"] = opts["run"]
+        return values
 
     # ------------------------------------------------------------------ budgets and baselines
     def baseline_for(self, record: CaseRecord) -> tuple[CaseRecord | None, str]:
@@ -290,10 +358,38 @@ class Session:
             result = budget.check(record.numbers(), reference.numbers(), baseline.numbers() if baseline else None)
             if result.status == "missing" and budget.reference == "baseline" and note:
                 result = BudgetResult(budget, "missing", f"{budget.text}: {note}", result.current)
+            elif self.options.noise_aware:
+                result = judge(budget, result, record, reference, baseline, self.numbers_with,
+                               NoiseSettings(seed=self.options.seed))
             results.append(result)
-        case = CaseResult(record.case_id, record, reference, baseline, note, results)
-        self.results.append(case)
-        return case
+        return CaseResult(record.case_id, record, reference, baseline, note, results)
+
+    def add(self, result: CaseResult) -> None:
+        """Keep a finished case for the summary and, if it passes, for the baselines."""
+        self.results.append(result)
+
+    def retime(self, model: Any, record: CaseRecord, case: CaseSettings | None = None) -> CaseRecord | None:
+        """``record`` with as many timing rounds again (plain perf_counter loop, same plan), or None
+        for workloads that cannot be repeated this way (the deployment replay)."""
+        from pytest_llmeff.measure import latency
+        from pytest_llmeff.measure.case import time_measurement
+        from pytest_llmeff.measure.workloads import PerplexityPass, parse_workload
+
+        spec = self.spec(case)
+        workload = parse_workload(spec.workload)
+        old = record.values["time"]
+        if not hasattr(workload, "build") or "samples" not in old.detail:
+            return None
+        inputs = self.inputs()
+        extra = (workload.build(model, inputs.eval_ids, self.device, inputs.context_length, "")
+                 if isinstance(workload, PerplexityPass)
+                 else workload.build(model, inputs.eval_ids, self.device, inputs.context_length))
+        timing = latency.run_plain(extra.call, latency.TimingPlan(old.detail["rounds"], old.detail["iterations"], 0, 0))
+        merged = latency.Timing(tuple(old.detail["samples"]) + timing.samples, timing.iterations,
+                                f"{old.method} + {timing.method} (rerun)", 0)
+        values = dict(record.values)
+        values["time"] = time_measurement(merged, old.detail["workload"], old.detail["tokens_per_call"], self.device)
+        return CaseRecord(**{**record.__dict__, "values": values})
 
     def accept(self, case_id: str) -> None:
         """Called for cases that passed: their records may become baselines."""
@@ -301,13 +397,48 @@ class Session:
             if result.case_id == case_id:
                 self.accepted[case_id] = result.record
 
-    def finish(self) -> None:
-        """Write accepted baselines (only with --llmeff-update-baselines) and clean up."""
-        if self.options.update_baselines and self.accepted:
-            self.baseline_changes = self.store.write(self.accepted)
+    def finish(self, write: bool = True) -> None:
+        """Write accepted baselines (only with --llmeff-update-baselines), the run JSON and reports,
+        then clean up. xdist workers pass ``write=False``: their controller writes once for all."""
+        if write:
+            if self.options.update_baselines and self.accepted:
+                self.baseline_changes = self.store.write(self.accepted)
+            self.write_outputs()
         if self._meter is not None and not isinstance(self._meter, Exception):
             self._meter.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def merge(self, results: list[dict[str, Any]], accepted: list[str]) -> None:
+        """Take a worker's finished cases (pytest-xdist controller)."""
+        for data in results:
+            result = CaseResult.from_json(data)
+            self.results.append(result)
+            if result.case_id in accepted:
+                self.accepted[result.case_id] = result.record
+
+    def write_outputs(self) -> None:
+        import json
+
+        from pytest_llmeff.compare import RUN_SCHEMA
+
+        if self.options.json_path and self.results:
+            payload = {"schema": RUN_SCHEMA, "version": 1, "model": self.options.model.name,
+                       "device": self.device, "fingerprint": self.fingerprint,
+                       "cases": {r.case_id: r.record.to_json() for r in self.results},
+                       "verdicts": {r.case_id: r.verdict for r in self.results}}
+            self.options.json_path.parent.mkdir(parents=True, exist_ok=True)
+            self.options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        if self.results and (self.options.report_dir or self.options.markdown_path):
+            from pytest_llmeff.report_files import markdown, write_report
+
+            records = [r.record for r in self.results]
+            verdicts = {r.case_id: r.verdict for r in self.results}
+            title = f"pytest-llmeff: {self.options.model.name} on {self.device}"
+            if self.options.report_dir:
+                write_report(records, self.options.report_dir, verdicts, title)
+            if self.options.markdown_path:
+                with open(self.options.markdown_path, "a", encoding="utf-8") as fh:
+                    fh.write(markdown(records, verdicts, title))
 
     def library_drift(self) -> list[str]:
         """Library versions that differ from those the stored baselines were recorded with."""
@@ -335,8 +466,7 @@ def opt_quality(values: dict[str, float], selection: tuple[str, ...] | None) -> 
     return chosen
 
 
-def _opt_inputs(record: CaseRecord, selection: tuple[str, ...] | None) -> dict[str, float] | None:
-    values = record.numbers()
+def _opt_inputs(values: dict[str, float], selection: tuple[str, ...] | None) -> dict[str, float] | None:
     if "time" not in values or "energy" not in values:
         return None
     return {"time": values["time"], "energy": values["energy"], **opt_quality(values, selection)}

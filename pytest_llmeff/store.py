@@ -85,11 +85,15 @@ class BaselineChange:
 class BaselineStore:
     """The baselines of one model on one machine."""
 
-    def __init__(self, root: Path, fingerprint: dict[str, Any], model: str) -> None:
+    def __init__(self, root: Path, fingerprint: dict[str, Any], model: str, machine: str | None = None,
+                 force: bool = False) -> None:
+        """``machine``: another fingerprint folder to compare with (hardware must match unless ``force``)."""
         self.root = root
         self.fingerprint = fingerprint
         self.model = model
-        self.path = root / fingerprint_id(fingerprint) / f"{model_slug(model)}.json"
+        self.force = force
+        self.path = root / (machine or fingerprint_id(fingerprint)) / f"{model_slug(model)}.json"
+        self.forced_differences: list[str] = []
         self._cases: dict[str, CaseRecord] | None = None
 
     def load(self) -> dict[str, CaseRecord]:
@@ -100,8 +104,10 @@ class BaselineStore:
 
     def _parse(self, data: dict[str, Any]) -> dict[str, CaseRecord]:
         diffs = hardware_differences(data["fingerprint"], self.fingerprint)
-        if diffs:
-            raise BaselineError(f"{self.path} was recorded on other hardware ({'; '.join(diffs)})")
+        if diffs and not self.force:
+            raise BaselineError(f"{self.path} was recorded on other hardware ({'; '.join(diffs)}): timings and "
+                                "energy do not compare across machines (--llmeff-force-compare to compare anyway)")
+        self.forced_differences = diffs
         try:
             return {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
         except (KeyError, TypeError, ValueError) as exc:
@@ -119,6 +125,9 @@ class BaselineStore:
 
     def write(self, updates: Mapping[str, CaseRecord]) -> list[BaselineChange]:
         """Merge ``updates`` into the file on disk (re-read under the lock) and replace it atomically."""
+        if self.forced_differences:
+            raise BaselineError(f"{self.path} belongs to other hardware: baselines are only written for "
+                                "this machine (drop --llmeff-baseline-machine to update them)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(self.path):
             current = self._parse(_read(self.path)) if self.path.exists() else {}

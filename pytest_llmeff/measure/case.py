@@ -98,8 +98,17 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
     under the energy meter, long enough for the meter's resolution; energy is divided by the
     number of calls. Returns the measurements and notes for the reader (e.g. why energy is absent).
     """
-    notes: list[str] = []
     values = quality_values(model, inputs, spec)
+    costs, notes, peak = cost_values(model, inputs, spec, meter, benchmark)
+    values.update(costs)
+    return _with_memory(values, model, info, peak, costs["time"].detail.get("workload", spec.workload)), notes
+
+
+def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
+                benchmark: Any = None) -> tuple[dict[str, Measurement], list[str], Any]:
+    """Time and energy of the run's workload (and peak accelerator memory over it)."""
+    notes: list[str] = []
+    values: dict[str, Measurement] = {}
     eval_ids, context_length = inputs.eval_ids, inputs.context_length
     workload = parse_workload(spec.workload)
     workload_id = workload.id(context_length)
@@ -107,8 +116,7 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
         with peak_memory(spec.device) as peak:
             replayed, replay_notes = measure_deployment(model, workload, eval_ids, context_length, spec.device,
                                                         meter, benchmark)
-        values.update(replayed)
-        return _with_memory(values, model, info, peak, workload_id), notes + replay_notes
+        return replayed, replay_notes, peak
     if isinstance(workload, PerplexityPass):
         protocol = spec.protocol if spec.protocol != ROLLING else ""
         job = workload.build(model, eval_ids, spec.device, context_length, protocol)
@@ -118,11 +126,7 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
     with peak_memory(spec.device) as peak, meter.measure() as window:
         timing = (latency.run_with_benchmark(benchmark, job.call, plan) if benchmark is not None
                   else latency.run_plain(job.call, plan))
-    values["time"] = Measurement(timing.median_s, "s", timing.method, detail={
-        "workload": workload_id, "statistic": "median per call", "mean_s": timing.mean_s,
-        "stddev_s": timing.stddev_s, "min_s": timing.min_s, "rounds": timing.rounds,
-        "iterations": timing.iterations, "tokens_per_call": job.tokens,
-        "device": spec.device})
+    values["time"] = time_measurement(timing, workload_id, job.tokens, spec.device)
 
     calls = timing.calls_made
     min_window = max(spec.min_seconds, meter.min_window_s)
@@ -145,7 +149,16 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
             if extra.reading is not None:
                 windows.append((extra.reading, made))
         values.update(energy_values(windows, meter, spec.energy, timing.median_s, job.tokens, job.samples))
-    return _with_memory(values, model, info, peak, workload_id), notes
+    return values, notes, peak
+
+
+def time_measurement(timing: Any, workload_id: str, tokens: int, device: str) -> Measurement:
+    """Median seconds per call, with every round's sample (noise-aware verdicts resample them)."""
+    return Measurement(timing.median_s, "s", timing.method, detail={
+        "workload": workload_id, "statistic": "median per call", "mean_s": timing.mean_s,
+        "stddev_s": timing.stddev_s, "min_s": timing.min_s, "rounds": timing.rounds,
+        "iterations": timing.iterations, "tokens_per_call": tokens, "device": device,
+        "samples": list(timing.samples)})
 
 
 def _with_memory(values: dict[str, Measurement], model: Any, info: dict[str, float] | None, peak: Any,
@@ -165,11 +178,12 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
     from pytest_llmeff.measure.stats import summarize
 
     first = windows[0][0]
-    totals = summarize([r.joules / c for r, c in windows])
+    per_window = [r.joules / c for r, c in windows]
+    totals = summarize(per_window)
     out = {"energy": Measurement(totals.median, "J", first.method, first.estimated, detail={
         "statistic": f"median over {totals.n} window(s) of window total / calls", "windows": totals.n,
         "cv": round(totals.cv, 4), "ci95": [totals.ci_low, totals.ci_high],
-        "window_s": round(first.seconds, 3), "calls": windows[0][1]})}
+        "window_s": round(first.seconds, 3), "calls": windows[0][1], "samples": per_window})}
     for comp, part in first.components.items():
         per_call = summarize([r.components[comp].joules / c for r, c in windows]).median
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)

@@ -35,16 +35,32 @@ class TimingPlan:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call (one call = one workload execution)."""
+    """Seconds per call (one call = one workload execution), one sample per round."""
 
-    median_s: float
-    mean_s: float
-    stddev_s: float
-    min_s: float
-    rounds: int
+    samples: tuple[float, ...]  # per-call seconds of each round (round time / iterations)
     iterations: int
     method: str
     calls_made: int  # calls inside the measured window (energy per call divides by this)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def mean_s(self) -> float:
+        return statistics.fmean(self.samples)
+
+    @property
+    def stddev_s(self) -> float:
+        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
+
+    @property
+    def min_s(self) -> float:
+        return min(self.samples)
 
 
 def plan(fn: Callable[[], Any], *, min_window_s: float, min_rounds: int = 5, max_rounds: int = 200,
@@ -81,10 +97,9 @@ def run_with_benchmark(benchmark: Any, fn: Callable[[], Any], p: TimingPlan) -> 
     stats = getattr(meta, "stats", None)
     if stats is None:  # disabled: pedantic ran the function once and recorded nothing
         plain = run_plain(fn, p)
-        return Timing(plain.median_s, plain.mean_s, plain.stddev_s, plain.min_s, p.rounds,
-                      p.iterations, plain.method, plain.calls_made + 1)
-    return Timing(stats.median, stats.mean, stats.stddev if p.rounds > 1 else 0.0, stats.min,
-                  p.rounds, p.iterations, PYTEST_BENCHMARK, p.calls)
+        return Timing(plain.samples, p.iterations, plain.method, plain.calls_made + 1)
+    # pytest-benchmark stores each round's time already divided by the iterations.
+    return Timing(tuple(stats.data), p.iterations, PYTEST_BENCHMARK, p.calls)
 
 
 def run_plain(fn: Callable[[], Any], p: TimingPlan) -> Timing:
@@ -95,6 +110,4 @@ def run_plain(fn: Callable[[], Any], p: TimingPlan) -> Timing:
         for _ in range(p.iterations):
             fn()
         per_call.append((time.perf_counter() - started) / p.iterations)
-    return Timing(statistics.median(per_call), statistics.fmean(per_call),
-                  statistics.stdev(per_call) if len(per_call) > 1 else 0.0, min(per_call),
-                  p.rounds, p.iterations, PERF_COUNTER, p.calls)
+    return Timing(tuple(per_call), p.iterations, PERF_COUNTER, p.calls)

@@ -1,0 +1,134 @@
+"""Compare saved runs: llmeff's fields side by side, with noise-aware fail thresholds.
+
+Reads run files written with ``--llmeff-json`` and pytest-benchmark's saved runs
+(``--benchmark-autosave``), whose benchmarks carry llmeff's figures in ``extra_info``. The first
+run is the reference; every other run is compared with it, case by case. Runs from different
+hardware are refused unless forced: their timings and energy do not compare.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_llmeff.budgets import Budget, BudgetError, BudgetResult
+from pytest_llmeff.fingerprint import hardware_differences
+from pytest_llmeff.records import CaseRecord, Measurement
+from pytest_llmeff.verdicts import NoiseSettings, judge
+
+RUN_SCHEMA = "pytest-llmeff/run"
+DEFAULT_FIELDS = ("perplexity", "time", "energy", "opt")
+
+
+class CompareError(ValueError):
+    """A run file that cannot be read, or runs that must not be compared."""
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    fingerprint: dict[str, Any]
+    cases: dict[str, CaseRecord]
+
+
+def _record_from_benchmark(bench: dict[str, Any]) -> CaseRecord | None:
+    info = (bench.get("extra_info") or {}).get("llmeff")
+    if not info:
+        return None
+    values = {k: Measurement(float(v["value"]), v.get("unit", ""), v.get("method", ""), bool(v.get("estimated")),
+                             {"samples": v["samples"]} if v.get("samples") else {})
+              for k, v in info["values"].items()}
+    return CaseRecord(bench.get("fullname", bench["name"]), info["method"], info["model"], info["device"],
+                      info["dtype"], info["workload"], values, info.get("opt", {}), tuple(info.get("notes", ())))
+
+
+def load_run(path: Path) -> Run:
+    """A ``--llmeff-json`` run file or a pytest-benchmark saved run."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompareError(f"cannot read run file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CompareError(f"{path} is not a run file (expected a JSON object)")
+    try:
+        if data.get("schema") == RUN_SCHEMA:
+            cases = {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
+            return Run(path.stem, data.get("fingerprint", {}), cases)
+        if "benchmarks" in data:
+            cases = {}
+            for bench in data["benchmarks"]:
+                record = _record_from_benchmark(bench)
+                if record is not None:
+                    cases[record.case_id] = record
+            if not cases:
+                raise CompareError(f"{path} is a pytest-benchmark run without llmeff figures "
+                                   "(was it saved from a `pytest --llmeff` run?)")
+            llmeff_fp = (data.get("machine_info") or {}).get("llmeff_fingerprint", {})
+            return Run(path.stem, llmeff_fp, cases)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompareError(f"{path}: malformed run file ({exc!r})") from None
+    raise CompareError(f"{path} is neither a pytest-llmeff run file nor a pytest-benchmark saved run")
+
+
+def _numbers(record: CaseRecord, overrides: dict[str, float], _reference: Any) -> dict[str, float]:
+    return record.numbers() | dict(overrides)
+
+
+def compare(runs: Sequence[Run], thresholds: Sequence[str] = (), fields: Sequence[str] = DEFAULT_FIELDS,
+            force: bool = False) -> tuple[list[str], list[list[str]], list[BudgetResult], list[str]]:
+    """Header, rows, threshold results and notes for ``runs`` (the first is the reference).
+
+    ``thresholds`` are drift budgets such as ``time:+10%`` checked for every case of every later
+    run against the reference run, with the noise-aware verdict where timings carry their rounds.
+    """
+    if len(runs) < 2:
+        raise CompareError("compare needs at least two runs")
+    notes = []
+    for run in runs[1:]:
+        diffs = hardware_differences(runs[0].fingerprint, run.fingerprint)
+        if diffs:
+            message = f"{run.name} was recorded on other hardware than {runs[0].name}: {'; '.join(diffs)}"
+            if not force:
+                raise CompareError(message + " — timings and energy do not compare across machines "
+                                   "(--force to compare anyway)")
+            notes.append("FORCED: " + message)
+    try:
+        budgets = [Budget.parse(t) for t in thresholds]
+    except BudgetError as exc:
+        raise CompareError(str(exc)) from None
+    for b in budgets:
+        if b.reference != "base":
+            raise CompareError(f"threshold {b.text!r}: use the drift form FIELD:+N% (against the first run)")
+    ref = runs[0]
+    header = ["case", *[f"{f} {run.name}" if i == 0 else f"{f} Δ {run.name}"
+                        for f in fields for i, run in enumerate(runs)], "flags"]
+    rows, results = [], []
+    for cid in sorted(ref.cases):
+        missing = [run.name for run in runs[1:] if cid not in run.cases]
+        if missing:
+            notes.append(f"{cid}: not in {', '.join(missing)}")
+            continue
+        base = ref.cases[cid]
+        cells, flags = [cid], []
+        for f in fields:
+            b = base.numbers().get(f)
+            for i, run in enumerate(runs):
+                v = run.cases[cid].numbers().get(f)
+                if i == 0:
+                    cells.append("–" if v is None else f"{v:.4g}")
+                else:
+                    cells.append("–" if v is None or not b else f"{(v / b - 1) * 100:+.1f}%")
+        for run in runs[1:]:
+            cur = run.cases[cid]
+            for budget in budgets:
+                point = budget.check(cur.numbers(), base.numbers())
+                verdict = judge(budget, point, cur, base, None, _numbers, NoiseSettings())
+                results.append(BudgetResult(budget, verdict.status, f"{run.name} {cid}: {verdict.message}",
+                                            verdict.current, verdict.limit))
+                if verdict.status in ("fail", "inconclusive"):
+                    flags.append(f"{verdict.status.upper()} {budget.text} ({run.name})")
+        rows.append(cells + ["; ".join(flags) or "ok"])
+    return header, rows, results, notes

@@ -1,0 +1,163 @@
+"""Report files: a markdown summary (fit for a CI job summary) and an HTML page with plots.
+
+Plots (matplotlib, PNG, embedded in the HTML):
+- Pareto view: quality (perplexity) against latency and against energy, the non-dominated cases
+  joined — the cases worth considering sit on that line;
+- opt score per preset for every case (lower is better; the base model is 1);
+- energy per call split into CPU / GPU / RAM, hatched where the figure is an estimate.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_llmeff.records import CaseRecord
+from pytest_llmeff.score import PRESETS
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def markdown(records: Sequence[CaseRecord], verdicts: Mapping[str, str] | None = None,
+             title: str = "pytest-llmeff") -> str:
+    """A GitHub-flavoured markdown table of the run, with how each figure was measured."""
+    verdicts = verdicts or {}
+    base = next((r.numbers() for r in records if r.method == "base"), None)
+    lines = [f"## {title}", "", "| case | perplexity | time ms | energy mJ | " +
+             " | ".join(f"opt {p}" for p in PRESETS) + " | verdict |",
+             "|---|---:|---:|---:|" + "---:|" * len(PRESETS) + "---|"]
+    for r in records:
+        v = r.numbers()
+
+        def delta(key: str, v: dict[str, float] = v) -> str:
+            if base and key in v and base.get(key):
+                return f" ({(v[key] / base[key] - 1) * 100:+.1f}%)"
+            return ""
+
+        lines.append(
+            f"| {r.method} | {_fmt(v.get('perplexity'))}{delta('perplexity')} | "
+            f"{_fmt(v['time'] * 1e3 if 'time' in v else None)}{delta('time')} | "
+            f"{_fmt(v['energy'] * 1e3 if 'energy' in v else None)}{delta('energy')} | "
+            + " | ".join(_fmt(r.opt.get(p), 3) for p in PRESETS)
+            + f" | {verdicts.get(r.case_id, '')} |")
+    if records:
+        first = records[0].values
+        lines += [""]
+        for key in ("perplexity", "time", "energy"):
+            if key in first:
+                m = first[key]
+                kind = " (estimated)" if m.estimated else ""
+                lines.append(f"- **{key}**: {m.method}{kind}")
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Points not dominated in (cost, perplexity), both lower-is-better, sorted by cost."""
+    front, best = [], float("inf")
+    for p in sorted(points):
+        if p[1] < best:
+            front.append(p)
+            best = p[1]
+    return front
+
+
+def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
+    """Base64 PNGs by name: ``pareto``, ``opt``, ``energy``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    out = {}
+    quality = [r for r in records if "perplexity" in r.values and "time" in r.values]
+    if quality:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, key, unit, scale in ((axes[0], "time", "ms per call", 1e3), (axes[1], "energy", "mJ per call", 1e3)):
+            pts = [(r.values[key].value * scale, r.values["perplexity"].value, r.method)
+                   for r in quality if key in r.values]
+            if not pts:
+                continue
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18)
+            for x, y, name in pts:
+                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            front = _pareto(pts)
+            ax.plot([p[0] for p in front], [p[1] for p in front], "--", lw=1)
+            est = " (estimated)" if any(r.values[key].estimated for r in quality if key in r.values) else ""
+            ax.set_xlabel(f"{key}, {unit}{est}")
+            ax.set_ylabel(f"perplexity ({quality[0].values['perplexity'].method})")
+            ax.set_title(f"perplexity vs {key}: the dashed line joins the Pareto front")
+        out["pareto"] = _png(fig)
+        plt.close(fig)
+    scored = [r for r in records if r.opt]
+    if scored:
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(scored)), 4))
+        width = 0.8 / len(PRESETS)
+        for i, preset in enumerate(PRESETS):
+            ax.bar([j + i * width for j in range(len(scored))], [r.opt.get(preset, 0) for r in scored],
+                   width, label=preset)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xticks([j + width for j in range(len(scored))], [r.method for r in scored], rotation=60,
+                      ha="right", fontsize=7)
+        ax.set_ylabel("opt score (lower is better, base = 1)")
+        ax.legend()
+        out["opt"] = _png(fig)
+        plt.close(fig)
+    split = [r for r in records if any(f"energy.{c}" in r.values for c in ("cpu", "gpu", "ram"))]
+    if split:
+        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(split)), 4))
+        bottom = [0.0] * len(split)
+        for comp in ("cpu", "gpu", "ram"):
+            vals = [r.values[f"energy.{comp}"].value * 1e3 if f"energy.{comp}" in r.values else 0 for r in split]
+            estimated = any(r.values[f"energy.{comp}"].estimated for r in split if f"energy.{comp}" in r.values)
+            ax.bar(range(len(split)), vals, bottom=bottom, label=comp + (" (estimated)" if estimated else ""),
+                   hatch="//" if estimated else None)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_xticks(range(len(split)), [r.method for r in split], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("energy per call, mJ")
+        ax.legend()
+        out["energy"] = _png(fig)
+        plt.close(fig)
+    return out
+
+
+def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[str, str] | None = None,
+                 title: str = "pytest-llmeff run") -> list[Path]:
+    """Write ``summary.md``, ``report.html`` and one PNG per plot into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    md = markdown(records, verdicts, title)
+    (folder / "summary.md").write_text(md, encoding="utf-8")
+    images = plots(records)
+    written = [folder / "summary.md"]
+    for name, data in images.items():
+        path = folder / f"{name}.png"
+        path.write_bytes(base64.b64decode(data))
+        written.append(path)
+    rows = []
+    for line in md.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+    notes = "".join(f"<li>{html.escape(line[2:])}</li>" for line in md.splitlines() if line.startswith("- "))
+    figures = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{d}"><figcaption>{n}</figcaption></figure>'
+                      for n, d in images.items())
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+            "img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table>{''.join(rows)}</table><ul>{notes}</ul>{figures}</body></html>")
+    (folder / "report.html").write_text(page, encoding="utf-8")
+    written.append(folder / "report.html")
+    return written

@@ -1,0 +1,139 @@
+"""CI-gate behaviour end to end: compare saved runs, reports, fingerprints, xdist scale-out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+QUICK = ["--llmeff", "--llmeff-eval-windows=2", "--llmeff-min-seconds=0.5", "-p", "no:cacheprovider"]
+
+SLOWABLE = '''
+import os, time
+from dataclasses import dataclass
+from pytest_llmeff.compress import Candidate, Compressor
+
+@dataclass(frozen=True)
+class MaybeSlow(Compressor):
+    """The base model, slowed by 20 ms per forward pass when LLMEFF_SLOW=1 (a deliberate regression)."""
+    stage = "cast"
+
+    def apply(self, candidate, ctx):
+        import copy
+        model = copy.deepcopy(candidate.model)
+        if os.environ.get("LLMEFF_SLOW") == "1":
+            model.register_forward_hook(lambda *a: time.sleep(0.02))
+        return Candidate(model, False, candidate.steps + [self.id], candidate.notes)
+
+def pytest_llmeff_register_compressors(registry):
+    registry.register("maybe-slow", MaybeSlow)
+'''
+
+SUITE = '''
+import pytest
+
+@pytest.mark.llmeff(compressors=["base", "maybe-slow"], budgets=["perplexity:+5%"])
+def test_case(llmeff, compressor):
+    llmeff.run(compressor)
+'''
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(SLOWABLE)
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
+def llmeff_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_llmeff", *args], capture_output=True, text=True)
+
+
+def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch):
+    runs = []
+    for i in range(6):  # the same code six times: five comparisons of pure noise
+        out = project.path / f"run{i}.json"
+        project.runpytest_subprocess(*QUICK, f"--llmeff-json={out}").assert_outcomes(passed=2)
+        runs.append(out)
+    monkeypatch.setenv("LLMEFF_SLOW", "1")
+    slow = project.path / "slow.json"
+    project.runpytest_subprocess(*QUICK, f"--llmeff-json={slow}").assert_outcomes(passed=2)
+
+    for a, b in zip(runs, runs[1:], strict=False):
+        noise = llmeff_cli("compare", str(a), str(b), "--fail", "time:+25%")
+        assert noise.returncode == 0, noise.stdout + noise.stderr
+    flagged = llmeff_cli("compare", str(runs[0]), str(slow), "--fail", "time:+25%")
+    assert flagged.returncode == 1
+    fails = [line for line in flagged.stdout.splitlines() if line.startswith("[fail]")]
+    assert len(fails) == 1 and "test_case[maybe-slow]" in fails[0]
+
+
+def test_corrupt_saved_run_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = llmeff_cli("compare", str(bad), str(bad))
+    assert result.returncode == 2 and "cannot read run file" in result.stderr and "Traceback" not in result.stderr
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.cells = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        self.cells += tag in ("td", "th")
+
+
+def test_reports_junit_and_markdown(project):
+    summary = project.path / "step_summary.md"
+    result = project.runpytest_subprocess(*QUICK, "--llmeff-report=report", f"--llmeff-markdown={summary}",
+                                          "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    folder = project.path / "report"
+    assert {p.name for p in folder.iterdir()} >= {"summary.md", "report.html", "pareto.png", "opt.png", "energy.png"}
+    page = _Page()
+    page.feed((folder / "report.html").read_text())
+    assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.cells > 10
+    md = summary.read_text()
+    assert "| case | perplexity |" in md and "| maybe-slow |" in md and "(estimated)" in md
+    junit = (project.path / "junit.xml").read_text()
+    assert 'name="llmeff.perplexity"' in junit and 'name="llmeff.verdict"' in junit
+
+
+def test_baselines_of_other_hardware_are_refused_unless_forced(project):
+    project.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
+    (mine,) = (project.path / "baselines").glob("*/embedded.json")
+    data = json.loads(mine.read_text())
+    data["fingerprint"]["cpu"] = "Some Other CPU"
+    other = project.path / "baselines" / "other-machine"
+    other.mkdir()
+    (other / "embedded.json").write_text(json.dumps(data))
+    refused = project.runpytest_subprocess(*QUICK, "--llmeff-baseline-machine=other-machine")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*recorded on other hardware (cpu: 'Some Other CPU' vs *--llmeff-force-compare*"])
+    forced = project.runpytest_subprocess(*QUICK, "--llmeff-baseline-machine=other-machine",
+                                          "--llmeff-force-compare", "--llmeff-budget=opt<=baseline+1000%")
+    forced.assert_outcomes(passed=2)
+
+
+def test_xdist_gives_the_serial_records_one_json_and_intact_baselines(project):
+    project.runpytest_subprocess(*QUICK, "--llmeff-json=serial.json").assert_outcomes(passed=2)
+    parallel = project.runpytest_subprocess(*QUICK, "-n", "2", "--llmeff-json=parallel.json",
+                                            "--llmeff-update-baselines")
+    parallel.assert_outcomes(passed=2)
+    serial = json.loads((project.path / "serial.json").read_text())
+    merged = json.loads((project.path / "parallel.json").read_text())
+    assert set(merged["cases"]) == set(serial["cases"]) == {"test_suite.py::test_case[base]",
+                                                            "test_suite.py::test_case[maybe-slow]"}
+    for case in merged["cases"].values():
+        assert set(case["values"]) >= {"perplexity", "time", "energy"}
+    (baseline,) = (project.path / "baselines").glob("*/embedded.json")
+    assert set(json.loads(baseline.read_text())["cases"]) == set(serial["cases"])
+    parallel.stdout.fnmatch_lines(["*llmeff summary*", "base *", "maybe-slow *"])
