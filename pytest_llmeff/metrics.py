@@ -90,5 +90,8 @@ for _metric in (
     Metric("rouge_l", higher_is_better=True, chance=0.0),
     Metric("exact_match", higher_is_better=True, chance=0.0),
     Metric("hit_rate", higher_is_better=True, cost=True),
+    Metric("seconds_per_sample", higher_is_better=False, unit="s", cost=True),
+    Metric("prefill_tokens_per_s", higher_is_better=True, unit="tok/s", cost=True),
+    Metric("decode_tokens_per_s", higher_is_better=True, unit="tok/s", cost=True),
 ):
     register_metric(_metric)

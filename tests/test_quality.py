@@ -41,7 +41,7 @@ def test_local_tasks_run_offline_through_lmeval(embedded, tmp_path):
                      parse_tasks("llmeff_docs_mc(limit=24), llmeff_docs_gen(limit=8)"), tmp_path)
     mc, gen = rows["llmeff_docs_mc"], rows["llmeff_docs_gen"]
     assert 0 <= mc["value"] <= 1 and mc["metric"] == "acc_norm" and "acc" in mc["extra"]
-    assert 0 <= gen["value"] <= 1 and "rouge_l" in gen["extra"]
+    assert 0 <= gen["value"] <= 1 and gen["metric"] == "rouge_l" and "exact_match" in gen["extra"]
 
 
 def test_fewshot_examples_come_from_the_train_split(embedded, tmp_path):

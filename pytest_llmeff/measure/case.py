@@ -127,6 +127,8 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
         timing = (latency.run_with_benchmark(benchmark, job.call, plan) if benchmark is not None
                   else latency.run_plain(job.call, plan))
     values["time"] = time_measurement(timing, workload_id, job.tokens, spec.device)
+    if job.prefill is not None:
+        values.update(generation_values(job, timing.median_s))
 
     calls = timing.calls_made
     min_window = max(spec.min_seconds, meter.min_window_s)
@@ -150,6 +152,19 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
                 windows.append((extra.reading, made))
         values.update(energy_values(windows, meter, spec.energy, timing.median_s, job.tokens, job.samples))
     return values, notes, peak
+
+
+def generation_values(job: Any, seconds_per_call: float) -> dict[str, Measurement]:
+    """Seconds per sample, and tokens/s of the prefill (prompt pass, timed alone) and of the decode
+    (the rest of the call): the two phases bound different hardware limits."""
+    prefill = latency.run_plain(job.prefill, latency.plan(job.prefill, min_window_s=0.3, min_rounds=5)).median_s
+    decode = max(seconds_per_call - prefill, 1e-9)
+    how = "perf_counter wall clock; decode = generate call − prefill pass"
+    return {
+        "seconds_per_sample": Measurement(seconds_per_call / job.samples, "s", "median call / samples"),
+        "prefill_tokens_per_s": Measurement(job.prompt_tokens / prefill, "tok/s", how),
+        "decode_tokens_per_s": Measurement(job.tokens / decode, "tok/s", how),
+    }
 
 
 def time_measurement(timing: Any, workload_id: str, tokens: int, device: str) -> Measurement:

@@ -131,15 +131,14 @@ def perplexity(
             chunk = windows[b:b + batch_size]
             batch = torch.stack([w for w, _ in chunk]).to(device)  # (B, ctx)
             logits = model(input_ids=batch).logits  # (B, ctx, vocab)
-            # Log-softmax in fp32: fp16/bf16 logits lose too much in the normaliser.
-            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            target = batch[:, 1:]
-            nll = -logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, ctx-1)
             for row, (_, first_scored) in enumerate(chunk):
-                # Position j of `nll` predicts token j+1; score tokens first_scored .. ctx-1.
-                scored = nll[row, first_scored - 1:]
-                total_nll += float(scored.double().sum())
-                total_tokens += scored.numel()
+                # Position j predicts token j+1; score tokens first_scored .. ctx-1. The loss is
+                # taken in fp32 (16-bit logits lose too much in the normaliser), one row at a
+                # time so a large vocabulary never needs a (B, ctx, vocab) fp32 copy.
+                nll = torch.nn.functional.cross_entropy(logits[row, first_scored - 1:-1].float(),
+                                                        batch[row, first_scored:], reduction="sum")
+                total_nll += float(nll.double())
+                total_tokens += batch.shape[1] - first_scored
     seconds = time.perf_counter() - started
     return PerplexityResult(
         value=math.exp(total_nll / total_tokens),

@@ -28,6 +28,8 @@ class Job:
     call: Callable[[], Any]
     tokens: int
     samples: int
+    prefill: Callable[[], Any] | None = None  # generation: the prompt pass alone (prefill vs decode split)
+    prompt_tokens: int = 0
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -101,7 +103,12 @@ class Generate:
                                pad_token_id=pad)
             sync()
 
-        return Job(call, self.batch * self.new_tokens, self.batch)
+        def prefill() -> None:
+            with torch.inference_mode():
+                model(input_ids=ids, attention_mask=mask, use_cache=True)
+            sync()
+
+        return Job(call, self.batch * self.new_tokens, self.batch, prefill, self.batch * self.prompt)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,17 @@
+"""Quality beyond one number: perplexity and task scores side by side (the project's own offline
+lm-eval tasks; add arc_challenge, hellaswag, mmlu … where lm-eval can fetch them), and generation
+speed split into prefill and decode."""
+
+import pytest
+
+
+@pytest.mark.llmeff(
+    compressors=["base", "nf4", "kd+nf4", "layer40"],
+    tasks=["llmeff_docs_mc(limit=120)", "llmeff_docs_gen(limit=60)"],
+    workload="generate(prompt=64, new_tokens=32)",
+    budgets={"*": ["perplexity:+5%", "llmeff_docs_mc:-3pt", "opt<=baseline+15%"],
+             "kd+nf4": ["perplexity:+25%", "llmeff_docs_mc:-10pt"],
+             "layer40": ["perplexity:+70%", "llmeff_docs_mc:-15pt"]},
+)
+def test_quality(llmeff, compressor):
+    llmeff.run(compressor)
