@@ -22,7 +22,8 @@ import pytest
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
 from pytest_llmeff.compress import CompressError, Pipeline, Unsupported
 from pytest_llmeff.registry import UnknownNameError
-from pytest_llmeff.session import CaseResult, CaseSettings, Session
+from pytest_llmeff.results import CaseResult, CaseSettings
+from pytest_llmeff.session import Session
 
 
 @contextlib.contextmanager
@@ -60,14 +61,18 @@ def merge_budgets(defaults: Sequence[Budget], own: Sequence[Budget]) -> list[Bud
 
 
 def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
-    """Budgets from a marker: a list for every case, or a dict keyed by pipeline id (``"*"``: the rest)."""
+    """Budgets from a marker: a list for every case, or a dict keyed by pipeline id where ``"*"``
+    applies to every case and a case's own entries replace ``"*"`` ones on the same metric."""
     if spec is None:
         return []
     if isinstance(spec, Mapping):
-        texts = spec.get(pipeline_id, spec.get("*", []))
-    else:
-        texts = spec
-    return parse_budgets(list(texts) if not isinstance(texts, str) else texts)
+        common = parse_budgets(_texts(spec.get("*", [])))
+        return merge_budgets(common, parse_budgets(_texts(spec.get(pipeline_id, []))))
+    return parse_budgets(_texts(spec))
+
+
+def _texts(texts: str | Sequence[str]) -> list[str] | str:
+    return texts if isinstance(texts, str) else list(texts)
 
 
 class LlmeffCase:
@@ -176,7 +181,7 @@ class LlmeffCase:
             budgets: more budgets for this call, on top of the marker's and the run's defaults.
 
         Returns:
-            The :class:`~pytest_llmeff.session.CaseResult`; the test has already failed if a budget broke.
+            The :class:`~pytest_llmeff.results.CaseResult`; the test has already failed if a budget broke.
         """
         pipeline = self.pipeline(compressor)
         checks = self.budgets(pipeline.id, budgets)

@@ -45,7 +45,7 @@ def _report(args: argparse.Namespace) -> int:
     except CompareError as exc:
         print(f"llmeff report: {exc}", file=sys.stderr)
         return 2
-    paths = write_report(list(run.cases.values()), Path(args.out), title=f"pytest-llmeff run {run.name}")
+    paths = write_report(list(run.cases.values()), Path(args.out), run.verdicts, f"pytest-llmeff run {run.name}")
     for p in paths:
         print(p)
     return 0

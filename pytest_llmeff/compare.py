@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Run:
     name: str
     fingerprint: dict[str, Any]
     cases: dict[str, CaseRecord]
+    verdicts: dict[str, str] = field(default_factory=dict)
 
 
 def _record_from_benchmark(bench: dict[str, Any]) -> CaseRecord | None:
@@ -56,7 +57,7 @@ def load_run(path: Path) -> Run:
     try:
         if data.get("schema") == RUN_SCHEMA:
             cases = {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
-            return Run(path.stem, data.get("fingerprint", {}), cases)
+            return Run(path.stem, data.get("fingerprint", {}), cases, dict(data.get("verdicts", {})))
         if "benchmarks" in data:
             cases = {}
             for bench in data["benchmarks"]:
@@ -67,7 +68,9 @@ def load_run(path: Path) -> Run:
                 raise CompareError(f"{path} is a pytest-benchmark run without llmeff figures "
                                    "(was it saved from a `pytest --llmeff` run?)")
             llmeff_fp = (data.get("machine_info") or {}).get("llmeff_fingerprint", {})
-            return Run(path.stem, llmeff_fp, cases)
+            verdicts = {b.get("fullname", b["name"]): b["extra_info"]["llmeff"].get("verdict", "")
+                        for b in data["benchmarks"] if (b.get("extra_info") or {}).get("llmeff")}
+            return Run(path.stem, llmeff_fp, cases, verdicts)
     except (KeyError, TypeError, ValueError) as exc:
         raise CompareError(f"{path}: malformed run file ({exc!r})") from None
     raise CompareError(f"{path} is neither a pytest-llmeff run file nor a pytest-benchmark saved run")

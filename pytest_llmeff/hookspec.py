@@ -34,7 +34,7 @@ def pytest_llmeff_machine_info(info: dict[str, Any]) -> None:
 
 @hookspec
 def pytest_llmeff_record(result: Any) -> None:
-    """Called with each finished :class:`pytest_llmeff.session.CaseResult` (export it, log it…).
+    """Called with each finished :class:`pytest_llmeff.results.CaseResult` (export it, log it…).
 
     Example::
 

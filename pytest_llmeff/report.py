@@ -8,6 +8,14 @@ from typing import Any
 from pytest_llmeff.score import PRESETS
 
 
+def labels(records: Sequence[Any]) -> list[str]:
+    """Row labels: the method, and the workload where it is not the run's most common one
+    (two ``base`` rows of different workloads must not look alike)."""
+    workloads = [r.workload for r in records]
+    common = max(set(workloads), key=workloads.count) if workloads else ""
+    return [r.method if r.workload == common else f"{r.method} @{r.workload}" for r in records]
+
+
 def _pct(value: float | None, base: float | None) -> str:
     if value is None or not base:
         return "–"
@@ -51,11 +59,11 @@ def summary_rows(results: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
     header = ["case", "params", "Δ", "layers/heads", "perplexity", "Δ", "other quality", "time ms", "Δ",
               f"energy {e_unit}", "Δ", *[f"opt {p}" for p in PRESETS], "verdict"]
     rows = []
-    for r in results:
+    for label, r in zip(labels([r.record for r in results]), results, strict=True):
         cur, ref = r.record.numbers(), r.reference.numbers()
         shape = (f"{cur['layers']:.0f}/{cur['heads']:.0f}" if "layers" in cur and "heads" in cur else "–")
         rows.append([
-            r.record.method,
+            label,
             _count(cur.get("parameters")), _pct(cur.get("parameters"), ref.get("parameters")), shape,
             _num(cur.get("perplexity")), _pct(cur.get("perplexity"), ref.get("perplexity")),
             _other_quality(cur),
@@ -100,8 +108,8 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
         for name in ("energy.idle", "co2e"):
             if name in first:
                 lines.append(f"{name}: {first[name].method}")
-    meter = getattr(session, "_meter", None)
-    if meter is not None and not isinstance(meter, Exception) and meter.unavailable:
+    meter = session.built_meter()
+    if meter is not None and meter.unavailable:
         lines.append("energy backends not used: " + "; ".join(f"{k}: {v}" for k, v in meter.unavailable.items()))
     weights = session.options.weights
     lines.append(f"opt = Q·(α·T_c + β·E_c), lower is better, base = α+β; this run's weights: "
@@ -137,11 +145,11 @@ def energy_rows(results: Sequence[Any]) -> tuple[list[str], list[list[str]]]:
     header = ["case", f"cpu {unit}", f"gpu {unit}", f"ram {unit}", f"idle {unit}", f"active {unit}",
               "µJ/token", "windows", "cv", "CO2e mg"]
     rows = []
-    for r in with_energy:
+    for label, r in zip(labels([r.record for r in with_energy]), with_energy, strict=True):
         v = r.record.numbers()
         detail = r.record.values["energy"].detail
         split = [_num(v.get(f"energy.{c}"), scale) for c in ("cpu", "gpu", "ram", "idle", "active")]
-        rows.append([r.record.method, *split,
+        rows.append([label, *split,
                      _num(v.get("energy_per_token"), 1e6), str(detail.get("windows", 1)),
                      f"{detail['cv']:.1%}" if detail.get("windows", 1) > 1 else "–", _num(v.get("co2e"), 1e3)])
     return header, rows
@@ -153,9 +161,9 @@ def what_if_rows(results: Sequence[Any], regions: Sequence[str]) -> tuple[list[s
 
     sources = [intensity(r) for r in regions]
     header = ["case (g CO2e / 1000 calls)", *[f"{s.region} ({s.g_per_kwh:g})" for s in sources]]
-    rows = [[r.record.method, *[_num(operational_grams(r.record.values["energy"].value * 1000, s), digits=3)
-                                for s in sources]]
-            for r in results if "energy" in r.record.values]
+    with_energy = [r for r in results if "energy" in r.record.values]
+    rows = [[label, *[_num(operational_grams(r.record.values["energy"].value * 1000, s), digits=3) for s in sources]]
+            for label, r in zip(labels([r.record for r in with_energy]), with_energy, strict=True)]
     return header, rows
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,23 +26,30 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def markdown(records: Sequence[CaseRecord], verdicts: Mapping[str, str] | None = None,
-             title: str = "pytest-llmeff") -> str:
-    """A GitHub-flavoured markdown table of the run, with how each figure was measured."""
+             title: str = "pytest-llmeff", references: Mapping[str, CaseRecord] | None = None) -> str:
+    """A GitHub-flavoured markdown table of the run, with how each figure was measured.
+
+    Changes are against ``references[case_id]`` (the run's paired references) where given, else
+    against the ``base`` record of the same workload.
+    """
     verdicts = verdicts or {}
-    base = next((r.numbers() for r in records if r.method == "base"), None)
+    bases = {r.workload: r.numbers() for r in records if r.method in ("base", "cache:none")}
     lines = [f"## {title}", "", "| case | perplexity | time ms | energy mJ | " +
              " | ".join(f"opt {p}" for p in PRESETS) + " | verdict |",
              "|---|---:|---:|---:|" + "---:|" * len(PRESETS) + "---|"]
-    for r in records:
-        v = r.numbers()
+    from pytest_llmeff.report import labels
 
-        def delta(key: str, v: dict[str, float] = v) -> str:
+    for label, r in zip(labels(records), records, strict=True):
+        v = r.numbers()
+        base = references[r.case_id].numbers() if references and r.case_id in references else bases.get(r.workload)
+
+        def delta(key: str, v: dict[str, float] = v, base: dict[str, float] | None = base) -> str:
             if base and key in v and base.get(key):
                 return f" ({(v[key] / base[key] - 1) * 100:+.1f}%)"
             return ""
 
         lines.append(
-            f"| {r.method} | {_fmt(v.get('perplexity'))}{delta('perplexity')} | "
+            f"| {label} | {_fmt(v.get('perplexity'))}{delta('perplexity')} | "
             f"{_fmt(v['time'] * 1e3 if 'time' in v else None)}{delta('time')} | "
             f"{_fmt(v['energy'] * 1e3 if 'energy' in v else None)}{delta('energy')} | "
             + " | ".join(_fmt(r.opt.get(p), 3) for p in PRESETS)
@@ -77,27 +85,35 @@ def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
     """Base64 PNGs by name: ``pareto``, ``opt``, ``energy``."""
     import matplotlib
 
+    from pytest_llmeff.report import labels
+
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
     out = {}
     quality = [r for r in records if "perplexity" in r.values and "time" in r.values]
-    if quality:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        for ax, key, unit, scale in ((axes[0], "time", "ms per call", 1e3), (axes[1], "energy", "mJ per call", 1e3)):
-            pts = [(r.values[key].value * scale, r.values["perplexity"].value, r.method)
-                   for r in quality if key in r.values]
-            if not pts:
-                continue
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18)
-            for x, y, name in pts:
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            front = _pareto(pts)
-            ax.plot([p[0] for p in front], [p[1] for p in front], "--", lw=1)
-            est = " (estimated)" if any(r.values[key].estimated for r in quality if key in r.values) else ""
-            ax.set_xlabel(f"{key}, {unit}{est}")
-            ax.set_ylabel(f"perplexity ({quality[0].values['perplexity'].method})")
-            ax.set_title(f"perplexity vs {key}: the dashed line joins the Pareto front")
+    groups: dict[str, list[CaseRecord]] = {}
+    for r in quality:  # timings of different workloads do not share an axis
+        groups.setdefault(r.workload, []).append(r)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:3]
+    if ordered:
+        fig, axes = plt.subplots(len(ordered), 2, figsize=(11, 4.2 * len(ordered)), squeeze=False)
+        for row, (workload, group) in zip(axes, ordered, strict=False):
+            for ax, key, unit in ((row[0], "time", "ms per call"), (row[1], "energy", "mJ per call")):
+                pts = [(r.values[key].value * 1e3, r.values["perplexity"].value, r.method)
+                       for r in group if key in r.values]
+                if not pts:
+                    ax.set_visible(False)
+                    continue
+                front = _pareto(pts)
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, color="tab:gray")
+                ax.plot([p[0] for p in front], [p[1] for p in front], "o--", lw=1, ms=5, color="tab:blue")
+                for x, y, name in front:  # only the front is labelled: the rest is dominated
+                    ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+                est = ", estimated" if any(r.values[key].estimated for r in group if key in r.values) else ""
+                ax.set_xlabel(f"{key} ({unit}{est})")
+                ax.set_ylabel(f"perplexity ({group[0].values['perplexity'].method})")
+                ax.set_title(f"{workload}: Pareto front in blue", fontsize=9)
         out["pareto"] = _png(fig)
         plt.close(fig)
     scored = [r for r in records if r.opt]
@@ -108,8 +124,7 @@ def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
             ax.bar([j + i * width for j in range(len(scored))], [r.opt.get(preset, 0) for r in scored],
                    width, label=preset)
         ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xticks([j + width for j in range(len(scored))], [r.method for r in scored], rotation=60,
-                      ha="right", fontsize=7)
+        ax.set_xticks([j + width for j in range(len(scored))], labels(scored), rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("opt score (lower is better, base = 1)")
         ax.legend()
         out["opt"] = _png(fig)
@@ -119,12 +134,14 @@ def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(split)), 4))
         bottom = [0.0] * len(split)
         for comp in ("cpu", "gpu", "ram"):
+            if not any(f"energy.{comp}" in r.values for r in split):
+                continue  # a component no case measured (no GPU) gets no legend entry
             vals = [r.values[f"energy.{comp}"].value * 1e3 if f"energy.{comp}" in r.values else 0 for r in split]
             estimated = any(r.values[f"energy.{comp}"].estimated for r in split if f"energy.{comp}" in r.values)
             ax.bar(range(len(split)), vals, bottom=bottom, label=comp + (" (estimated)" if estimated else ""),
                    hatch="//" if estimated else None)
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-        ax.set_xticks(range(len(split)), [r.method for r in split], rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(range(len(split)), labels(split), rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("energy per call, mJ")
         ax.legend()
         out["energy"] = _png(fig)
@@ -133,10 +150,10 @@ def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
 
 
 def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[str, str] | None = None,
-                 title: str = "pytest-llmeff run") -> list[Path]:
+                 title: str = "pytest-llmeff run", references: Mapping[str, CaseRecord] | None = None) -> list[Path]:
     """Write ``summary.md``, ``report.html`` and one PNG per plot into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    md = markdown(records, verdicts, title)
+    md = markdown(records, verdicts, title, references)
     (folder / "summary.md").write_text(md, encoding="utf-8")
     images = plots(records)
     written = [folder / "summary.md"]
@@ -150,7 +167,8 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
             cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
             tag = "th" if not rows else "td"
             rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
-    notes = "".join(f"<li>{html.escape(line[2:])}</li>" for line in md.splitlines() if line.startswith("- "))
+    notes = "".join("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(line[2:])) + "</li>"
+                    for line in md.splitlines() if line.startswith("- "))
     figures = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{d}"><figcaption>{n}</figcaption></figure>'
                       for n, d in images.items())
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -161,3 +179,28 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
     (folder / "report.html").write_text(page, encoding="utf-8")
     written.append(folder / "report.html")
     return written
+
+
+def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[str, Any], device: str) -> None:
+    """The files a run was asked for: ``--llmeff-json``, ``--llmeff-report``, ``--llmeff-markdown``."""
+    import json
+
+    from pytest_llmeff.compare import RUN_SCHEMA
+
+    if not results:
+        return
+    records = [r.record for r in results]
+    verdicts = {r.case_id: r.verdict for r in results}
+    references = {r.case_id: r.reference for r in results}
+    if options.json_path:
+        payload = {"schema": RUN_SCHEMA, "version": 1, "model": options.model.name, "device": device,
+                   "fingerprint": fingerprint, "cases": {r.case_id: r.to_json() for r in records},
+                   "verdicts": verdicts}
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
+        options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    title = f"pytest-llmeff: {options.model.name} on {device}"
+    if options.report_dir:
+        write_report(records, options.report_dir, verdicts, title, references)
+    if options.markdown_path:
+        with open(options.markdown_path, "a", encoding="utf-8") as fh:
+            fh.write(markdown(records, verdicts, title, references))

@@ -10,112 +10,24 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_llmeff.budgets import Budget, BudgetResult
 from pytest_llmeff.compress import Candidate, CompressContext, Pipeline, parse_pipeline
+from pytest_llmeff.devices import resolve_device
 from pytest_llmeff.fingerprint import library_differences, machine_fingerprint
 from pytest_llmeff.measure.case import EvalInputs, MeasureSpec, measure_model
 from pytest_llmeff.metrics import METRICS, get_metric
-from pytest_llmeff.options import OptionError, Options
+from pytest_llmeff.options import Options
 from pytest_llmeff.records import CaseRecord
-from pytest_llmeff.score import PRESETS, opt_breakdown
+from pytest_llmeff.results import CaseResult, CaseSettings
+from pytest_llmeff.score import CHANCE_MARGIN, PRESETS, opt_breakdown
 from pytest_llmeff.store import BaselineChange, BaselineStore
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
 # Record fields that must agree before two records' numbers may be compared.
 COMPARABLE_FIELDS = ("workload", "device", "model")
-
-
-@dataclass(frozen=True)
-class CaseSettings:
-    """What one case may set for itself (marker ``workload=`` / ``tasks=``); None: the run's."""
-
-    workload: str | None = None
-    tasks: tuple[Any, ...] | None = None
-
-
-@dataclass
-class CaseResult:
-    """One finished case: its record, what it was compared with, and the verdict."""
-
-    case_id: str
-    record: CaseRecord
-    reference: CaseRecord
-    baseline: CaseRecord | None
-    baseline_note: str
-    budgets: list[BudgetResult]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"case_id": self.case_id, "record": self.record.to_json(), "reference": self.reference.to_json(),
-                "baseline": self.baseline.to_json() if self.baseline else None, "baseline_note": self.baseline_note,
-                "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message,
-                             "current": b.current, "limit": b.limit} for b in self.budgets],
-                "verdict": self.verdict}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CaseResult:
-        budgets = [BudgetResult(Budget.parse(b["budget"]), b["status"], b["message"], b["current"], b["limit"])
-                   for b in data["budgets"]]
-        baseline = CaseRecord.from_json(data["baseline"]) if data["baseline"] else None
-        return cls(data["case_id"], CaseRecord.from_json(data["record"]), CaseRecord.from_json(data["reference"]),
-                   baseline, data["baseline_note"], budgets)
-
-    @property
-    def verdict(self) -> str:
-        if any(b.failed for b in self.budgets):
-            return "fail"
-        if any(b.status == "inconclusive" for b in self.budgets):
-            return "inconclusive"
-        if any(b.status == "missing" and b.budget.reference == "baseline" for b in self.budgets):
-            return "no baseline"
-        if any(b.status == "missing" for b in self.budgets):
-            return "incomplete"
-        return "pass"
-
-
-def resolve_device(requested: str, worker: int | None = None) -> tuple[str, dict[str, Any] | None]:
-    """``auto`` / ``cpu`` / ``cuda[:N]`` → the device to use and, on GPU, facts about the card.
-
-    Under pytest-xdist (``worker`` = the worker's number) ``auto`` and ``cuda`` give each worker its
-    own GPU, round robin: worker gw3 on a 2-GPU machine gets cuda:1.
-    """
-    if requested == "cpu":
-        return "cpu", None
-    import torch
-
-    if not torch.cuda.is_available():
-        if requested == "auto":
-            return "cpu", None
-        built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA support (a CPU build)"
-        raise OptionError(f"--llmeff-device {requested}: no CUDA device is visible "
-                          f"(torch {torch.__version__} has {built}); use --llmeff-device cpu or auto")
-    if requested in ("auto", "cuda"):
-        device = f"cuda:{(worker or 0) % torch.cuda.device_count()}"
-    else:
-        device = requested
-    index = int(device.split(":")[1])
-    if index >= torch.cuda.device_count():
-        raise OptionError(f"--llmeff-device {requested}: only {torch.cuda.device_count()} CUDA device(s)")
-    props = torch.cuda.get_device_properties(index)
-    info: dict[str, Any] = {"name": props.name, "memory_bytes": int(props.total_memory),
-                            "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda}
-    info.update(_nvml_facts(index))
-    return device, info
-
-
-def _nvml_facts(index: int) -> dict[str, Any]:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        h = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return {"uuid": pynvml.nvmlDeviceGetUUID(h), "driver": pynvml.nvmlSystemGetDriverVersion(),
-                "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000}
-    except Exception:  # NVML absent or restricted: the card's name from torch is still recorded
-        return {}
 
 
 class Session:
@@ -172,6 +84,10 @@ class Session:
         if self._eval_ids is None:
             self._eval_ids = list(self.base().tokenizer(self.text().eval_text)["input_ids"])
         return self._eval_ids
+
+    def built_meter(self) -> Any:
+        """The energy meter if a case has built it (reports must not build one), else None."""
+        return None if self._meter is None or isinstance(self._meter, Exception) else self._meter
 
     def inputs(self) -> EvalInputs:
         base = self.base()
@@ -306,26 +222,43 @@ class Session:
                           dtype=_dtype_label(self.base().model),
                           workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
 
-    def _opt_scores(self, values: dict[str, float], reference: dict[str, float]) -> dict[str, float] | None:
+    def _opt_scores(self, values: dict[str, float], reference: dict[str, float]) -> tuple[dict[str, float] | None,
+                                                                                      list[str]]:
+        """Opt scores of ``values`` against ``reference``, and the quality metrics left out (with why)."""
         cand = _opt_inputs(values, self.options.opt_metrics)
         base = _opt_inputs(reference, self.options.opt_metrics)
         if cand is None or base is None:
-            return None
+            return None, []
+        left_out = []
+        if self.options.opt_metrics is None:  # auto: a score at or below 0.8 × chance has no ratio
+            for name in [k for k in cand if k not in ("time", "energy")]:
+                metric = get_metric(name)
+                floor = CHANCE_MARGIN * (metric.chance or 0)
+                if metric.higher_is_better and min(cand[name], base.get(name, 0)) <= floor:
+                    left_out.append(f"{name} left out of the opt score: a score at or below 0.8 × chance "
+                                    f"({CHANCE_MARGIN * (metric.chance or 0):g}) gives no quality ratio")
+                    cand.pop(name)
+                    base.pop(name, None)
+        if not any(k not in ("time", "energy") for k in cand):
+            return None, left_out
         opts = {name: opt_breakdown(base, cand, name).opt for name in PRESETS}
         opts["run"] = opt_breakdown(base, cand, self.options.weights).opt
-        return opts
+        return opts, left_out
 
     def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
         """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
-        opts = self._opt_scores(record.numbers(), reference.numbers())
-        return record if opts is None else CaseRecord(**{**record.__dict__, "opt": opts})
+        opts, left_out = self._opt_scores(record.numbers(), reference.numbers())
+        if opts is None:
+            return record
+        notes = tuple(n for n in record.notes if "left out of the opt score" not in n) + tuple(left_out)
+        return CaseRecord(**{**record.__dict__, "opt": opts, "notes": notes})
 
     def numbers_with(self, record: CaseRecord, overrides: dict[str, float],
                      reference: dict[str, float] | None) -> dict[str, float]:
         """``record``'s numbers with ``overrides`` in and, given reference numbers, opt recomputed
         (the noise-aware verdicts evaluate budgets on resampled timings this way)."""
         values = record.numbers() | dict(overrides)
-        opts = self._opt_scores(values, reference) if reference is not None else None
+        opts = self._opt_scores(values, reference)[0] if reference is not None else None
         if opts:
             values.update({f"opt.{k}": v for k, v in opts.items()})
             values["opt"] = opts["run"]
@@ -417,28 +350,9 @@ class Session:
                 self.accepted[result.case_id] = result.record
 
     def write_outputs(self) -> None:
-        import json
+        from pytest_llmeff.report_files import write_run_outputs
 
-        from pytest_llmeff.compare import RUN_SCHEMA
-
-        if self.options.json_path and self.results:
-            payload = {"schema": RUN_SCHEMA, "version": 1, "model": self.options.model.name,
-                       "device": self.device, "fingerprint": self.fingerprint,
-                       "cases": {r.case_id: r.record.to_json() for r in self.results},
-                       "verdicts": {r.case_id: r.verdict for r in self.results}}
-            self.options.json_path.parent.mkdir(parents=True, exist_ok=True)
-            self.options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-        if self.results and (self.options.report_dir or self.options.markdown_path):
-            from pytest_llmeff.report_files import markdown, write_report
-
-            records = [r.record for r in self.results]
-            verdicts = {r.case_id: r.verdict for r in self.results}
-            title = f"pytest-llmeff: {self.options.model.name} on {self.device}"
-            if self.options.report_dir:
-                write_report(records, self.options.report_dir, verdicts, title)
-            if self.options.markdown_path:
-                with open(self.options.markdown_path, "a", encoding="utf-8") as fh:
-                    fh.write(markdown(records, verdicts, title))
+        write_run_outputs(self.results, self.options, self.fingerprint, self.device)
 
     def library_drift(self) -> list[str]:
         """Library versions that differ from those the stored baselines were recorded with."""

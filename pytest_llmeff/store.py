@@ -141,6 +141,9 @@ class BaselineStore:
                 "cases": {cid: current[cid].to_json() for cid in sorted(current)},
             }
             fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; baselines are shared files
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     json.dump(payload, fh, indent=2, sort_keys=False)

@@ -81,6 +81,9 @@ def test_case_budgets_replace_defaults_on_the_same_metric():
     merged = merge_budgets(defaults, own)
     assert [b.text for b in merged] == ["opt<=baseline", "perplexity:+20%"]
     assert budgets_for({"*": ["time:+0%"]}, "int8")[0].text == "time:+0%"
+    # A case's own entries replace the "*" ones on the same metric and keep the rest.
+    mixed = budgets_for({"*": ["perplexity:+5%", "opt<=baseline"], "kd": ["perplexity:+30%"]}, "kd")
+    assert [b.text for b in mixed] == ["opt<=baseline", "perplexity:+30%"]
 
 
 @given(base=st.floats(1, 1e4), pct=st.floats(0, 100), cur=st.floats(1, 2e4))
