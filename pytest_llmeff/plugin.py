@@ -87,9 +87,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if any("compressor" in m.args[0] for m in metafunc.definition.iter_markers("parametrize") if m.args):
         return  # the test parametrizes it itself
     marker = metafunc.definition.get_closest_marker(MARKER)
-    names = list(marker.kwargs.get("compressors", ())) if marker else []
-    heavy = set(marker.kwargs.get("heavy", ())) if marker else set()
-    names += [h for h in marker.kwargs.get("heavy", ()) if h not in names] if marker else []
+    kwargs = marker.kwargs if marker else {}
+    heavy = list(kwargs.get("heavy", ()))
+    names = list(kwargs.get("compressors", ()))
+    names += [h for h in heavy if h not in names]
     if not names:
         opt = metafunc.config.getoption("llmeff_compressors") or metafunc.config.getini("llmeff_compressors")
         names = [c.strip() for c in str(opt).split(",") if c.strip()] or list(DEFAULT_COMPRESSORS)

@@ -45,6 +45,20 @@ def parse_call(text: str, what: str) -> tuple[str, dict[str, Any]]:
     return match.group(1), kwargs
 
 
+def split_top_level(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside parentheses: ``"a(x=1,y=2),b"`` → ``["a(x=1,y=2)", "b"]``."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == sep and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
 def call_with_settings(factory: Callable[..., T], name: str, kwargs: dict[str, Any], what: str) -> T:
     """Call ``factory(**kwargs)``, refusing settings it does not take with the list of those it does."""
     params = inspect.signature(factory).parameters
@@ -128,6 +142,15 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def create(self, text: str) -> Any:
+        """``name`` or ``name(key=value, …)`` → the (factory) entry called with those settings.
+
+        Raises:
+            UnknownNameError: unknown name; ValueError / TypeError: malformed text or settings.
+        """
+        name, kwargs = parse_call(text, self.kind)
+        return call_with_settings(self.get(name), name, kwargs, self.kind)  # type: ignore[arg-type]
 
     def get(self, name: str) -> T:
         """The entry for ``name``, importing it on first use.

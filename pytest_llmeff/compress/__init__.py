@@ -21,7 +21,7 @@ from pytest_llmeff.compress.base import (
     Compressor,
     Unsupported,
 )
-from pytest_llmeff.registry import Registry, UnknownNameError, call_with_settings, parse_call
+from pytest_llmeff.registry import Registry, UnknownNameError, split_top_level
 
 __all__ = [
     "COMPRESSORS", "Candidate", "CompressContext", "CompressError", "Compressor", "Pipeline",
@@ -59,29 +59,12 @@ for _name, _target in {
 def parse_step(text: str, registry: Registry[Factory] | None = None) -> Compressor:
     """One step: ``name`` or ``name(key=value, …)``, validated by the compressor's config."""
     try:
-        name, kwargs = parse_call(text, "compressor step")
-        factory = (registry or COMPRESSORS).get(name)  # UnknownNameError with a did-you-mean
-        compressor = call_with_settings(factory, name, kwargs, "compressor")
+        compressor = (registry or COMPRESSORS).create(text)  # UnknownNameError with a did-you-mean
     except UnknownNameError:
         raise
     except (ValueError, TypeError) as exc:
         raise CompressError(str(exc)) from None
     return compressor.with_id(text.strip().replace(" ", ""))
-
-
-def _split_steps(text: str) -> list[str]:
-    """Split on '+' outside parentheses."""
-    steps, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "+" and depth == 0:
-            steps.append(current)
-            current = ""
-        else:
-            current += ch
-    steps.append(current)
-    return steps
 
 
 @dataclass(frozen=True)
@@ -146,7 +129,7 @@ def parse_pipeline(text: str, *, allow_reorder: bool = False,
     """
     if not isinstance(text, str) or not text.strip():
         raise CompressError("empty compressor pipeline")
-    parts = _split_steps(text)
+    parts = split_top_level(text, "+")
     if any(not p.strip() for p in parts):
         raise CompressError(f"malformed compressor pipeline {text!r}: empty step between '+' signs")
     steps = [parse_step(p, registry) for p in parts]

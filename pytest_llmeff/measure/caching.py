@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_llmeff.registry import Registry, call_with_settings, parse_call
+from pytest_llmeff.registry import Registry
 
 
 class CacheError(ValueError):
@@ -190,8 +190,7 @@ for _name, _factory in {"none": none, "static": static, "semantic": semantic, "k
 
 def parse_strategy(text: str) -> Strategy:
     try:
-        name, kwargs = parse_call(text, "cache strategy")
-        return call_with_settings(STRATEGIES.get(name), name, kwargs, "cache strategy")
+        return STRATEGIES.create(text)
     except (TypeError, ValueError) as exc:
         raise CacheError(str(exc)) from None
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_llmeff.registry import Registry, call_with_settings, parse_call
+from pytest_llmeff.registry import Registry, split_top_level
 
 
 class TaskError(ValueError):
@@ -84,28 +84,14 @@ TASKS.register("llmeff_docs_gen", "pytest_llmeff.measure.local_tasks:docs_gen")
 def parse_tasks(text: str) -> list[TaskSpec]:
     """``"arc_challenge, mmlu(fewshot=0)"`` → task specs (did-you-mean for unknown names)."""
     specs = []
-    for part in _split(text):
+    for part in (p.strip() for p in split_top_level(text, ",") if p.strip()):
         try:
-            name, kwargs = parse_call(part, "task")
-            specs.append(call_with_settings(TASKS.get(name), name, kwargs, "task"))
+            specs.append(TASKS.create(part))
         except TaskError:
             raise
         except (TypeError, ValueError) as exc:
             raise TaskError(str(exc)) from None
     return specs
-
-
-def _split(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
 
 
 def run_tasks(model: Any, tokenizer: Any, specs: list[TaskSpec], workdir: Path, *, batch_size: int = 8,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_llmeff.registry import Registry, call_with_settings, parse_call
+from pytest_llmeff.registry import Registry
 
 
 class WorkloadError(ValueError):
@@ -141,7 +141,6 @@ WORKLOADS.register("deployment", "pytest_llmeff.measure.deployment:Deployment")
 def parse_workload(text: str) -> Any:
     """``forward``, ``forward(batch=4, ctx=128)``, ``generate(new_tokens=64)``, ``perplexity``."""
     try:
-        name, kwargs = parse_call(text, "workload")
-        return call_with_settings(WORKLOADS.get(name), name, kwargs, "workload")
+        return WORKLOADS.create(text)
     except (TypeError, ValueError) as exc:
         raise WorkloadError(str(exc)) from None
