@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -172,7 +172,7 @@ class Budget:
         )
 
 
-def parse_budgets(texts: list[str] | tuple[str, ...] | str) -> list[Budget]:
+def parse_budgets(texts: Sequence[str] | str) -> list[Budget]:
     """Parse one budget or a list; a single string may hold several separated by ``;``."""
     if isinstance(texts, str):
         texts = [t for t in texts.split(";") if t.strip()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -66,13 +67,8 @@ def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
     if spec is None:
         return []
     if isinstance(spec, Mapping):
-        common = parse_budgets(_texts(spec.get("*", [])))
-        return merge_budgets(common, parse_budgets(_texts(spec.get(pipeline_id, []))))
-    return parse_budgets(_texts(spec))
-
-
-def _texts(texts: str | Sequence[str]) -> list[str] | str:
-    return texts if isinstance(texts, str) else list(texts)
+        return merge_budgets(parse_budgets(spec.get("*", [])), parse_budgets(spec.get(pipeline_id, [])))
+    return parse_budgets(spec)
 
 
 class LlmeffCase:
@@ -97,7 +93,7 @@ class LlmeffCase:
             self._benchmark = self._benchmark_factory()
         return self._benchmark
 
-    @property
+    @functools.cached_property
     def settings(self) -> CaseSettings:
         """The marker's ``workload=`` and ``tasks=`` (validated), else the run's."""
         from pytest_llmeff.measure.tasks import TaskError, parse_tasks

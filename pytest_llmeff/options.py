@@ -24,7 +24,7 @@ from pytest_llmeff.registry import UnknownNameError, did_you_mean
 from pytest_llmeff.score import OptWeights
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-ENERGY = ("auto", "nvml", "rapl", "codecarbon", "none")
+ENERGY = ("auto", "nvml", "rapl", "codecarbon", "estimate", "none")
 MISSING = ("warn", "fail")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -79,6 +79,7 @@ _FLAGS: list[tuple[str, str]] = [
     ("unpaired", "time the base model once per run instead of again next to every case (faster, but "
      "exposed to the machine's drift)"),
     ("exact_verdicts", "judge budgets on the medians alone, without the bootstrap's inconclusive band"),
+    ("compile", "torch.compile each model for the perplexity evaluation (compile time is not timed)"),
     ("heavy", "also run cases marked heavy (long training on a CPU: reverse-KL and sequence-level KD …)"),
     ("allow_reorder", "let invalid compressor chains be reordered instead of refused"),
     ("trust_remote_code", "allow models whose code lives on the hub (runs that code)"),
@@ -142,6 +143,7 @@ class Options:
     update_baselines: bool
     allow_reorder: bool
     heavy: bool
+    compile: bool
     noise_aware: bool
     inconclusive: str
     reruns: int
@@ -196,7 +198,7 @@ class Options:
                 seed=_int("seed", get("seed"), None),
                 cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "pytest-llmeff",
                 update_baselines=flags["update_baselines"], allow_reorder=flags["allow_reorder"],
-                heavy=flags["heavy"], noise_aware=not flags["exact_verdicts"],
+                heavy=flags["heavy"], compile=flags["compile"], noise_aware=not flags["exact_verdicts"],
                 inconclusive=_choice("inconclusive", str(get("inconclusive")).strip(), MISSING),
                 reruns=_int("reruns", get("reruns"), 0),
                 json_path=_path(config, get("json")), report_dir=_path(config, get("report")),

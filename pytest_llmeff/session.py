@@ -133,7 +133,8 @@ class Session:
         return MeasureSpec(workload=case.workload or self.options.workload, protocol=self.protocol(),
                            eval_windows=self.options.eval_windows, min_seconds=self.options.min_seconds,
                            device=self.device, dataset=self.options.dataset, energy=self.options.energy_settings,
-                           tasks=self.options.tasks if case.tasks is None else case.tasks)
+                           tasks=self.options.tasks if case.tasks is None else case.tasks,
+                           compile=self.options.compile)
 
     def measure(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
                 case: CaseSettings | None = None) -> CaseRecord:

@@ -112,3 +112,19 @@ def test_codecarbon_on_this_cpu_gives_a_labelled_nonzero_estimate():
         assert all(c.method in ("codecarbon-estimate", "rapl") for c in reading.components.values())
     finally:
         meter.close()
+
+
+def test_last_resort_estimate_is_labelled_and_nonzero():
+    from pytest_llmeff.measure.energy import EstimateMeter
+
+    meter = build_meter("cpu", "estimate")
+    assert [type(m) for m in meter.meters] == [EstimateMeter]
+    with meter.measure() as window:
+        end = time.perf_counter() + 0.6
+        while time.perf_counter() < end:
+            sum(range(1000))
+    reading = window.reading
+    assert reading is not None and reading.estimated and reading.method == "cpu+ram: process-time-estimate"
+    # ~0.6 s of one busy core at 4 W, RAM at 0.375 W/GiB.
+    assert 1.0 < reading.components["cpu"].joules < 4.0
+    assert reading.components["ram"].joules > 0

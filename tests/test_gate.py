@@ -18,14 +18,14 @@ from pytest_llmeff.compress import Candidate, Compressor
 
 @dataclass(frozen=True)
 class MaybeSlow(Compressor):
-    """The base model, slowed by 20 ms per forward pass when LLMEFF_SLOW=1 (a deliberate regression)."""
+    """The base model, slowed by 100 ms per forward pass when LLMEFF_SLOW=1 (a deliberate regression)."""
     stage = "cast"
 
     def apply(self, candidate, ctx):
         import copy
         model = copy.deepcopy(candidate.model)
         if os.environ.get("LLMEFF_SLOW") == "1":
-            model.register_forward_hook(lambda *a: time.sleep(0.02))
+            model.register_forward_hook(lambda *a: time.sleep(0.1))
         return Candidate(model, False, candidate.steps + [self.id], candidate.notes)
 
 def pytest_llmeff_register_compressors(registry):
@@ -62,13 +62,19 @@ def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch):
     slow = project.path / "slow.json"
     project.runpytest_subprocess(*QUICK, f"--llmeff-json={slow}").assert_outcomes(passed=2)
 
+    # A shared runner drifts between runs far more than within one (the very same code took +76 %
+    # longer in one run than in the previous one on the 2-core CI machine, and paired opt moved by
+    # +49 %), so the threshold is wide and the regression large: 100 ms on a ~20 ms forward pass.
+    gate = ["--fail", "time:+150%", "--fail", "perplexity:+1%"]
     for a, b in zip(runs, runs[1:], strict=False):
-        noise = llmeff_cli("compare", str(a), str(b), "--fail", "time:+25%")
+        noise = llmeff_cli("compare", str(a), str(b), *gate)
         assert noise.returncode == 0, noise.stdout + noise.stderr
-    flagged = llmeff_cli("compare", str(runs[0]), str(slow), "--fail", "time:+25%")
+    flagged = llmeff_cli("compare", str(runs[0]), str(slow), *gate)
     assert flagged.returncode == 1
     fails = [line for line in flagged.stdout.splitlines() if line.startswith("[fail]")]
-    assert len(fails) == 1 and "test_case[maybe-slow]" in fails[0]
+    assert len(fails) == 1 and "test_case[maybe-slow]" in fails[0] and "time:+150%" in fails[0]
+    slowed = json.loads(slow.read_text())["cases"]["test_suite.py::test_case[maybe-slow]"]
+    assert slowed["opt"]["balanced"] > 2  # the paired opt score shows the regression as well
 
 
 def test_corrupt_saved_run_is_a_clear_error(tmp_path):

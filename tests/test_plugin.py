@@ -87,6 +87,28 @@ def test_energy_split_repeats_and_carbon(suite):
     ])
 
 
+def test_opt_over_perplexity_and_a_task_matches_the_formula(suite):
+    out = suite.path / "run.json"
+    result = suite.runpytest_subprocess(*QUICK, "--llmeff-unpaired", "--llmeff-tasks=llmeff_docs_mc(limit=16)",
+                                        f"--llmeff-json={out}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["nf4 *llmeff_docs_mc *"])
+    cases = json.loads(out.read_text())["cases"]
+    base, nf4 = (cases[f"test_suite.py::test_quant[{c}]"] for c in ("base", "nf4"))
+
+    def v(rec, key):
+        return rec["values"][key]["value"]
+
+    # SPEC §2 by hand: Q = mean(P_c^1.5) over perplexity and the task (chance 0.25), then α·T_c + β·E_c.
+    assert min(v(base, "llmeff_docs_mc"), v(nf4, "llmeff_docs_mc")) > 0.2  # else the task leaves the score
+    p_ppl = v(nf4, "perplexity") / v(base, "perplexity")
+    p_mc = (v(base, "llmeff_docs_mc") - 0.2) / (v(nf4, "llmeff_docs_mc") - 0.2)
+    q = (p_ppl ** 1.5 + p_mc ** 1.5) / 2
+    t_c, e_c = v(nf4, "time") / v(base, "time"), v(nf4, "energy") / v(base, "energy")
+    assert nf4["opt"]["balanced"] == pytest.approx(q * (0.5 * t_c + 0.5 * e_c), rel=1e-9)
+    assert nf4["opt"]["energy"] == pytest.approx(q * (0.1 * t_c + 0.9 * e_c), rel=1e-9)
+
+
 def test_deployment_replay_workload(suite):
     result = suite.runpytest_subprocess(*QUICK, "--llmeff-workload=deployment(period=3,gap=1,new_tokens=4)")
     result.assert_outcomes(passed=2)
@@ -150,6 +172,8 @@ def test_missing_baseline_can_fail_a_ci_gate(suite):
         (["--llmeff-region=DEUX"], "*unknown region 'DEUX' — did you mean 'DEU'*"),
         (["--llmeff-pue=-1"], "*PUE is total facility energy / IT energy and cannot be below 1*"),
         (["--llmeff-embodied=150"], "*--llmeff-embodied: expected '<chip kg CO2e>,<lifetime years>'*"),
+        (["--llmeff-opt-metrics=ifeval"], "*metric 'ifeval' has no chance level*"),
+        (["--llmeff-tasks=arc_chalenge"], "*did you mean 'arc_challenge'*"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(suite, args, message):

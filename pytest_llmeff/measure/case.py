@@ -48,6 +48,7 @@ class MeasureSpec:
     dataset: str
     energy: EnergySettings = EnergySettings()
     tasks: tuple[Any, ...] = ()  # measure.tasks.TaskSpec
+    compile: bool = False  # torch.compile the model for the perplexity evaluation
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,18 @@ def quality_values(model: Any, inputs: EvalInputs, spec: MeasureSpec) -> dict[st
             "bits_per_byte": Measurement(r.bits_per_byte, "", ROLLING),
         }
     else:
-        ppl = perplexity(model, inputs.eval_ids, spec.protocol, max_windows=spec.eval_windows)
+        evaluated, compiled = _maybe_compiled(model, spec.compile)
+        try:
+            ppl = perplexity(evaluated, inputs.eval_ids, spec.protocol, max_windows=spec.eval_windows)
+        except Exception:  # a model torch.compile cannot trace (quantised kernels…): evaluate it eagerly
+            if not compiled:
+                raise
+            compiled = False
+            ppl = perplexity(model, inputs.eval_ids, spec.protocol, max_windows=spec.eval_windows)
         values = {"perplexity": Measurement(ppl.value, "", ppl.protocol, detail={
             "dataset": spec.dataset, "tokens_scored": ppl.tokens_scored, "windows": ppl.windows,
             "dtype": ppl.dtype, "device": ppl.device, "seconds": round(ppl.seconds, 3),
-            "tokens_per_s": round(ppl.tokens_scored / ppl.seconds, 1)})}
+            "tokens_per_s": round(ppl.tokens_scored / ppl.seconds, 1), "compiled": compiled})}
     if spec.tasks:
         from pytest_llmeff.measure.tasks import run_tasks
 
@@ -88,6 +96,17 @@ def quality_values(model: Any, inputs: EvalInputs, spec: MeasureSpec) -> dict[st
             values[name] = Measurement(row["value"], "", f"lm-eval {name} {row['fewshot']}-shot {row['metric']}{limit}",
                                        detail={"stderr": row["stderr"], **row["extra"]})
     return values
+
+
+def _maybe_compiled(model: Any, wanted: bool) -> tuple[Any, bool]:
+    if not wanted:
+        return model, False
+    import torch
+
+    try:
+        return torch.compile(model), True
+    except Exception:  # no compiler toolchain, unsupported module: evaluate eagerly
+        return model, False
 
 
 def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any, benchmark: Any = None,

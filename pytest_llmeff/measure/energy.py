@@ -8,6 +8,8 @@ Backends, chosen per component (CPU, GPU, RAM) in this order:
 - ``codecarbon-estimate`` (CPU / RAM, estimated): CodeCarbon's offline tracker in process mode.
   Without RAPL it models CPU power as TDP × this process's load (a default 4 W per thread when it
   does not know the CPU) and RAM power from installed memory.
+- ``process-time-estimate`` (CPU / RAM, estimated): the last resort without CodeCarbon — this
+  process's CPU seconds × 4 W, and installed memory × 0.375 W/GiB (CodeCarbon's own defaults).
 
 A window in which a counter does not move is reported as inconclusive, never as 0 J.
 """
@@ -15,6 +17,7 @@ A window in which a counter does not move is reported as inconclusive, never as 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -217,6 +220,47 @@ class CodeCarbonMeter:
             self._tracker.stop()
 
 
+# --------------------------------------------------------------------------- last resort (estimate)
+class EstimateMeter:
+    """Process CPU time × watts per busy core, and installed memory × watts per GiB.
+
+    The documented last resort when neither counters nor CodeCarbon are available. The constants
+    are CodeCarbon's defaults: 4 W per busy thread for a CPU it does not know, and 3 W per 8 GB
+    of DDR memory (its older RAM model), i.e. 0.375 W per GiB.
+    """
+
+    method = "process-time-estimate"
+    estimated = True
+    min_window_s = 0.5
+    W_PER_BUSY_CORE = 4.0
+    W_PER_GIB = 0.375
+
+    def __init__(self, components: tuple[str, ...] = ("cpu", "ram")) -> None:
+        self.components = components
+        self._ram_w = self.W_PER_GIB * _installed_gib()
+        self._start = (0.0, 0.0)
+
+    @staticmethod
+    def _cpu_seconds() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def start(self) -> None:
+        self._start = (self._cpu_seconds(), time.perf_counter())
+
+    def stop(self) -> dict[str, float]:
+        cpu_s, wall = self._cpu_seconds() - self._start[0], time.perf_counter() - self._start[1]
+        out = {"cpu": cpu_s * self.W_PER_BUSY_CORE, "ram": wall * self._ram_w}
+        return {c: out[c] for c in self.components}
+
+
+def _installed_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8.0
+
+
 # --------------------------------------------------------------------------- the composite meter
 @dataclass
 class EnergyWindow:
@@ -302,7 +346,8 @@ def _validate(parts: dict[str, ComponentEnergy], seconds: float, meters: list[An
 
 def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None = None,
                 ram_dimms: int | None = None) -> EnergyMeter:
-    """Pick backends for ``device``. ``choice``: ``auto``, ``nvml``, ``rapl``, ``codecarbon`` or ``none``.
+    """Pick backends for ``device``. ``choice``: ``auto``, ``nvml``, ``rapl``, ``codecarbon``,
+    ``estimate`` or ``none``.
 
     A backend named explicitly that cannot run raises :class:`MeterUnavailable`; ``auto`` takes what
     works and lists the rest in ``unavailable``.
@@ -311,9 +356,9 @@ def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None
         return EnergyMeter([], {"all": "energy measurement turned off (--llmeff-energy none)"})
     meters: list[Any] = []
     unavailable: dict[str, str] = {}
-    wanted = {"auto": ("nvml", "rapl", "codecarbon")}.get(choice, (choice,))
-    if choice not in ("auto", "nvml", "rapl", "codecarbon"):
-        raise ValueError(f"unknown energy meter {choice!r} (auto, nvml, rapl, codecarbon, none)")
+    wanted = {"auto": ("nvml", "rapl", "codecarbon", "estimate")}.get(choice, (choice,))
+    if choice not in ("auto", "nvml", "rapl", "codecarbon", "estimate"):
+        raise ValueError(f"unknown energy meter {choice!r} (auto, nvml, rapl, codecarbon, estimate, none)")
     covered: set[str] = set()
     on_gpu = device.startswith("cuda")
     for name in wanted:
@@ -328,7 +373,7 @@ def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None
                 rest = tuple(c for c in ("cpu", "ram") if c not in covered)
                 if not rest:
                     continue
-                meter = CodeCarbonMeter(rest, ram_dimms)
+                meter = CodeCarbonMeter(rest, ram_dimms) if name == "codecarbon" else EstimateMeter(rest)
         except MeterUnavailable as exc:
             if choice != "auto":
                 raise
