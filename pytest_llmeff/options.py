@@ -41,7 +41,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("eval_windows", "string", "0", "score at most this many perplexity windows (0: all)"),
     ("workload", "string", "forward", "what one timed call does: forward[(batch=,ctx=)], "
      "generate[(prompt=,new_tokens=,batch=)], perplexity"),
-    ("baselines", "string", "baselines", "baselines folder (relative to the rootdir)"),
+    ("baselines", "string", "baselines", "baselines folder (on the command line relative to the current "
+                                          "folder; in an ini file relative to that file)"),
     ("missing_baseline", "string", "warn", "when a case has no stored baseline: warn (reported in the "
      "summary) or fail (for CI gates)"),
     ("inconclusive", "string", "warn", "when timing noise leaves a budget undecided after the reruns: warn or fail"),
@@ -187,7 +188,7 @@ class Options:
             return cls(
                 enabled=enabled, model=model, device=device, dtype=dtype, dataset=dataset,
                 protocol=protocol, eval_windows=_int("eval_windows", get("eval_windows"), 0) or None,
-                workload=workload, baselines=Path(config.rootpath) / str(get("baselines")),
+                workload=workload, baselines=_baselines_folder(config),
                 missing_baseline=_choice("missing_baseline", str(get("missing_baseline")).strip(), MISSING),
                 weights=OptWeights.parse(str(get("weights"))),
                 energy=_choice("energy", str(get("energy")).strip(), ENERGY),
@@ -250,6 +251,19 @@ def _energy_settings(get: Any) -> tuple[Any, tuple[str, ...]]:
     repeats = _int("energy_repeats", get("energy_repeats"), 1)
     return EnergySettings(repeats=repeats, cooldown_s=_float("cooldown", get("cooldown")),
                           region=intensity(region) if region else None, pue=pue, embodied=embodied), what_if
+
+
+def _baselines_folder(config: Any) -> Path:
+    """Where baselines live. Not relative to pytest's rootdir: pytest derives that from any
+    existing path on the command line, option values included (``--llmeff-cache-dir /tmp/x`` made
+    /tmp/x the rootdir), and the project's committed baselines would silently go unread."""
+    cli = config.getoption("llmeff_baselines")
+    if cli is not None:
+        return _path(config, cli) or Path(config.invocation_params.dir)
+    folder = Path(str(config.getini("llmeff_baselines")).strip() or "baselines").expanduser()
+    if folder.is_absolute():
+        return folder
+    return (Path(config.inipath).parent if config.inipath else Path(config.rootpath)) / folder
 
 
 def _path(config: Any, value: Any) -> Path | None:

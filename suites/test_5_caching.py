@@ -5,8 +5,8 @@ import pytest
 
 
 @pytest.mark.llmeff(budgets={
-    "cache:static": ["exact_match>=1", "opt<=baseline+15%"],  # an exact cache must not change answers
-    "*": ["opt<=baseline+15%"],
+    "cache:static": ["exact_match>=1", "opt<=baseline+50%"],  # an exact cache must not change answers
+    "*": ["opt<=baseline+50%"],
 })
 @pytest.mark.parametrize("strategy", ["none", "static", "semantic", "kv-quantized(backend=hqq)",
                                       "kv-quantized(backend=quanto)", "kv-quantized(backend=fp8)"])
