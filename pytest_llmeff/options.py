@@ -254,16 +254,19 @@ def _energy_settings(get: Any) -> tuple[Any, tuple[str, ...]]:
 
 
 def _baselines_folder(config: Any) -> Path:
-    """Where baselines live. Not relative to pytest's rootdir: pytest derives that from any
-    existing path on the command line, option values included (``--llmeff-cache-dir /tmp/x`` made
-    /tmp/x the rootdir), and the project's committed baselines would silently go unread."""
+    """Where baselines live. Not relative to pytest's rootdir: pytest derives that (and the ini
+    file it reads) from the existing paths on the command line, and it reads a plugin option's
+    value written after a space as one (``--llmeff-cache-dir /tmp/x`` made /tmp/x the rootdir and
+    found no ini file), so the project's committed baselines would silently go unread."""
     cli = config.getoption("llmeff_baselines")
     if cli is not None:
         return _path(config, cli) or Path(config.invocation_params.dir)
     folder = Path(str(config.getini("llmeff_baselines")).strip() or "baselines").expanduser()
     if folder.is_absolute():
         return folder
-    return (Path(config.inipath).parent if config.inipath else Path(config.rootpath)) / folder
+    # Without an ini file pytest has lost the project's configuration as well (see above): the
+    # current folder is then the best guess for the project.
+    return (Path(config.inipath).parent if config.inipath else Path(config.invocation_params.dir)) / folder
 
 
 def _path(config: Any, value: Any) -> Path | None:

@@ -113,10 +113,12 @@ def test_reports_junit_and_markdown(project):
     assert 'name="llmeff.perplexity"' in junit and 'name="llmeff.verdict"' in junit
 
 
-def test_baselines_are_found_whatever_paths_the_command_line_names(project, tmp_path_factory):
+@pytest.mark.parametrize("ini", [True, False])
+def test_baselines_are_found_whatever_paths_the_command_line_names(project, tmp_path_factory, ini):
     # pytest takes its rootdir from any existing path among the arguments, option values included;
     # the baselines folder must not move with it.
-    project.makeini("[pytest]\n")
+    if ini:
+        project.makeini("[pytest]\n")
     project.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
     elsewhere = tmp_path_factory.mktemp("cache")
     result = project.runpytest_subprocess(*QUICK, "--llmeff-cache-dir", str(elsewhere),
