@@ -1,7 +1,7 @@
 """Write a randomly initialised GPT-2-shaped model folder (safetensors + the embedded tokenizer).
 
     python benchmarks/make_model.py --shape gpt2 --out /tmp/gpt2-shaped
-    pytest --llmeff --llmeff-device cuda --llmeff-model /tmp/gpt2-shaped --llmeff-dtype float16
+    pytest --llmeff --llmeff-device cuda --llmeff-model=/tmp/gpt2-shaped --llmeff-dtype float16
 
 For latency, memory and energy on a real model size where no hub is reachable: speed does not
 depend on the weights. Its perplexity is meaningless (random weights ≈ vocabulary size), so quality
