@@ -14,6 +14,7 @@ from typing import Any
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
 from pytest_llmeff.carbon import CarbonError, check_pue, embodied_grams, intensity
 from pytest_llmeff.compress import CompressError, parse_pipeline
+from pytest_llmeff.measure.energy import BACKENDS
 from pytest_llmeff.measure.perplexity import PerplexityProtocol
 from pytest_llmeff.measure.tasks import TaskError, parse_tasks
 from pytest_llmeff.measure.workloads import WorkloadError, parse_workload
@@ -24,7 +25,7 @@ from pytest_llmeff.registry import UnknownNameError, did_you_mean
 from pytest_llmeff.score import OptWeights
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-ENERGY = ("auto", "nvml", "rapl", "codecarbon", "estimate", "none")
+ENERGY = ("auto", *BACKENDS, "none")
 MISSING = ("warn", "fail")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 COMPONENTS = ("cpu", "gpu", "ram")
+BACKENDS = ("nvml", "rapl", "codecarbon", "estimate")  # the order ``auto`` tries them in
 RAM_W_PER_DIMM = 5.0  # CodeCarbon's figure for an x86 DIMM
 RAPL_ROOT = Path("/sys/class/powercap")
 
@@ -356,9 +357,9 @@ def build_meter(device: str, choice: str = "auto", gpu_indices: list[int] | None
         return EnergyMeter([], {"all": "energy measurement turned off (--llmeff-energy none)"})
     meters: list[Any] = []
     unavailable: dict[str, str] = {}
-    wanted = {"auto": ("nvml", "rapl", "codecarbon", "estimate")}.get(choice, (choice,))
-    if choice not in ("auto", "nvml", "rapl", "codecarbon", "estimate"):
-        raise ValueError(f"unknown energy meter {choice!r} (auto, nvml, rapl, codecarbon, estimate, none)")
+    wanted = BACKENDS if choice == "auto" else (choice,)
+    if choice != "auto" and choice not in BACKENDS:
+        raise ValueError(f"unknown energy meter {choice!r} (auto, {', '.join(BACKENDS)}, none)")
     covered: set[str] = set()
     on_gpu = device.startswith("cuda")
     for name in wanted:
