@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pytest_llmeff.metrics import Metric, get_metric
+from pytest_llmeff.metrics import METRICS, Metric, get_metric
 from pytest_llmeff.registry import UnknownNameError, did_you_mean
 
 PRESETS: dict[str, tuple[float, float]] = {
@@ -171,3 +171,56 @@ def opt_score(
         0.817
     """
     return opt_breakdown(base, candidate, weights).opt
+
+
+def opt_quality(values: Mapping[str, float], selection: tuple[str, ...] | None) -> dict[str, float]:
+    """The quality figures that enter the opt score: the selection, or (auto) perplexity and every
+    task score with a chance level; figures that restate another (byte perplexity) stay out."""
+    if selection is not None:
+        return {k: values[k] for k in selection if k in values}
+    chosen = {}
+    for name, value in values.items():
+        metric = get_metric(name) if name in METRICS else None
+        if metric is None or metric.cost or not metric.in_opt:
+            continue
+        if metric.higher_is_better and metric.chance is None:
+            continue  # no chance level: reported, but not in the opt score
+        chosen[name] = value
+    return chosen
+
+
+@dataclass(frozen=True)
+class RecordScorer:
+    """Opt scores for a run's records: every preset plus the run's own weights (as ``run``), over
+    the run's choice of quality metrics (``None``: :func:`opt_quality`'s automatic choice)."""
+
+    weights: str | tuple[float, float] | OptWeights = "balanced"
+    metrics: tuple[str, ...] | None = None
+
+    def scores(self, values: Mapping[str, float],
+               reference: Mapping[str, float]) -> tuple[dict[str, float] | None, list[str]]:
+        """Opt scores of ``values`` against ``reference``, and the quality metrics left out (with
+        why); ``None`` when either side lacks time, energy or any quality figure."""
+        cand, base = self._inputs(values), self._inputs(reference)
+        if cand is None or base is None:
+            return None, []
+        left_out = []
+        if self.metrics is None:  # auto: a score at or below 0.8 × chance has no ratio
+            for name in [k for k in cand if k not in COST_KEYS]:
+                metric = get_metric(name)
+                floor = CHANCE_MARGIN * (metric.chance or 0)
+                if metric.higher_is_better and min(cand[name], base.get(name, 0)) <= floor:
+                    left_out.append(f"{name} left out of the opt score: a score at or below 0.8 × chance "
+                                    f"({floor:g}) gives no quality ratio")
+                    cand.pop(name)
+                    base.pop(name, None)
+        if not any(k not in COST_KEYS for k in cand):
+            return None, left_out
+        opts = {name: opt_breakdown(base, cand, name).opt for name in PRESETS}
+        opts["run"] = opt_breakdown(base, cand, self.weights).opt
+        return opts, left_out
+
+    def _inputs(self, values: Mapping[str, float]) -> dict[str, float] | None:
+        if any(key not in values for key in COST_KEYS):
+            return None
+        return {"time": values["time"], "energy": values["energy"], **opt_quality(values, self.metrics)}

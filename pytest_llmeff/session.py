@@ -18,11 +18,10 @@ from pytest_llmeff.compress import Candidate, CompressContext, Pipeline, parse_p
 from pytest_llmeff.devices import resolve_device
 from pytest_llmeff.fingerprint import library_differences, machine_fingerprint
 from pytest_llmeff.measure.case import EvalInputs, MeasureSpec, measure_model
-from pytest_llmeff.metrics import METRICS, get_metric
 from pytest_llmeff.options import Options
 from pytest_llmeff.records import CaseRecord
 from pytest_llmeff.results import CaseResult, CaseSettings
-from pytest_llmeff.score import CHANCE_MARGIN, PRESETS, opt_breakdown
+from pytest_llmeff.score import RecordScorer
 from pytest_llmeff.store import BaselineChange, BaselineStore
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
@@ -44,6 +43,7 @@ class Session:
         self.store = BaselineStore(options.baselines, self.fingerprint, options.model.name,
                                    options.baseline_machine, options.force_compare)
         self.store.load()  # corrupt or foreign files fail now, before any case runs
+        self.scorer = RecordScorer(options.weights, options.opt_metrics)
         self.results: list[CaseResult] = []
         self.accepted: dict[str, CaseRecord] = {}
         self.baseline_changes: list[BaselineChange] = []
@@ -223,32 +223,9 @@ class Session:
                           dtype=_dtype_label(self.base().model),
                           workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
 
-    def _opt_scores(self, values: dict[str, float], reference: dict[str, float]) -> tuple[dict[str, float] | None,
-                                                                                      list[str]]:
-        """Opt scores of ``values`` against ``reference``, and the quality metrics left out (with why)."""
-        cand = _opt_inputs(values, self.options.opt_metrics)
-        base = _opt_inputs(reference, self.options.opt_metrics)
-        if cand is None or base is None:
-            return None, []
-        left_out = []
-        if self.options.opt_metrics is None:  # auto: a score at or below 0.8 × chance has no ratio
-            for name in [k for k in cand if k not in ("time", "energy")]:
-                metric = get_metric(name)
-                floor = CHANCE_MARGIN * (metric.chance or 0)
-                if metric.higher_is_better and min(cand[name], base.get(name, 0)) <= floor:
-                    left_out.append(f"{name} left out of the opt score: a score at or below 0.8 × chance "
-                                    f"({CHANCE_MARGIN * (metric.chance or 0):g}) gives no quality ratio")
-                    cand.pop(name)
-                    base.pop(name, None)
-        if not any(k not in ("time", "energy") for k in cand):
-            return None, left_out
-        opts = {name: opt_breakdown(base, cand, name).opt for name in PRESETS}
-        opts["run"] = opt_breakdown(base, cand, self.options.weights).opt
-        return opts, left_out
-
     def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
         """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
-        opts, left_out = self._opt_scores(record.numbers(), reference.numbers())
+        opts, left_out = self.scorer.scores(record.numbers(), reference.numbers())
         if opts is None:
             return record
         notes = tuple(n for n in record.notes if "left out of the opt score" not in n) + tuple(left_out)
@@ -259,7 +236,7 @@ class Session:
         """``record``'s numbers with ``overrides`` in and, given reference numbers, opt recomputed
         (the noise-aware verdicts evaluate budgets on resampled timings this way)."""
         values = record.numbers() | dict(overrides)
-        opts = self._opt_scores(values, reference)[0] if reference is not None else None
+        opts = self.scorer.scores(values, reference)[0] if reference is not None else None
         if opts:
             values.update({f"opt.{k}": v for k, v in opts.items()})
             values["opt"] = opts["run"]
@@ -363,28 +340,6 @@ class Session:
 
         stored = json.loads(self.store.path.read_text()).get("fingerprint", {})
         return library_differences(stored, self.fingerprint)
-
-
-def opt_quality(values: dict[str, float], selection: tuple[str, ...] | None) -> dict[str, float]:
-    """The quality figures that enter the opt score: the selection, or (auto) perplexity and every
-    task score with a chance level; figures that restate another (byte perplexity) stay out."""
-    if selection is not None:
-        return {k: values[k] for k in selection if k in values}
-    chosen = {}
-    for name, value in values.items():
-        metric = get_metric(name) if name in METRICS else None
-        if metric is None or metric.cost or not metric.in_opt:
-            continue
-        if metric.higher_is_better and metric.chance is None:
-            continue  # no chance level: reported, but not in the opt score
-        chosen[name] = value
-    return chosen
-
-
-def _opt_inputs(values: dict[str, float], selection: tuple[str, ...] | None) -> dict[str, float] | None:
-    if "time" not in values or "energy" not in values:
-        return None
-    return {"time": values["time"], "energy": values["energy"], **opt_quality(values, selection)}
 
 
 def _dtype_label(model: Any) -> str:
