@@ -12,6 +12,7 @@ from pytest_llmeff.measure.energy import (
     EnergyInconclusive,
     EnergyMeter,
     MeterUnavailable,
+    NvmlMeter,
     RaplMeter,
     build_meter,
     counter_delta,
@@ -47,6 +48,56 @@ def test_rapl_meter_reads_package_and_dram_and_handles_wrap(tmp_path):
 def test_rapl_unavailable_says_where_it_looked(tmp_path):
     with pytest.raises(MeterUnavailable, match="no readable RAPL counters"):
         RaplMeter(root=tmp_path)
+
+
+class SteppingCounter:
+    """A fake NVML module: a counter that adds ``watts`` × 50 ms every 50 ms (fake source; tests the
+    window alignment arithmetic only — real counters are read on machines that have them)."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, watts: float) -> None:
+        self.watts, self.t0 = watts, time.perf_counter()
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object) -> int:  # noqa: N802 (NVML's name)
+        steps = int((time.perf_counter() - self.t0) / 0.05)
+        return int(steps * 0.05 * self.watts * 1000)  # millijoules
+
+
+def _nvml_meter(counter: SteppingCounter) -> NvmlMeter:
+    meter = object.__new__(NvmlMeter)  # no GPU here: the counter source is swapped in
+    meter._nvml, meter._handles, meter._indices, meter._start = counter, [None], [], []
+    meter._synchronize = lambda: None
+    return meter
+
+
+def test_nvml_window_starts_and_ends_on_counter_steps():
+    counter = SteppingCounter(watts=100.0)
+    meter = _nvml_meter(counter)
+    time.sleep(0.03)  # mid-step: an unaligned read would count energy from before the window
+    meter.start()
+    began = time.perf_counter()
+    time.sleep(0.42)
+    joules = meter.stop()["gpu"]
+    covered = time.perf_counter() - began
+    # The window starts on a step and ends on the first step after the body: 0.45 s or 0.5 s of
+    # counted energy at 100 W, never the 0.40 s an unaligned pair of reads could give.
+    assert joules in (pytest.approx(45.0), pytest.approx(50.0))
+    assert covered <= 0.5 + 0.01
+
+
+def test_nvml_read_failure_is_inconclusive_not_a_crash():
+    counter = SteppingCounter(watts=100.0)
+    meter = _nvml_meter(counter)
+
+    def broken(handle: object) -> int:
+        raise counter.NVMLError("GPU is lost")
+
+    counter.nvmlDeviceGetTotalEnergyConsumption = broken
+    with EnergyMeter([meter]).measure() as window:
+        pass
+    assert window.reading is None and "GPU is lost" in window.error
 
 
 class FakeMeter:

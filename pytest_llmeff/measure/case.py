@@ -141,6 +141,7 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
         job = workload.build(model, eval_ids, spec.device, context_length, protocol)
     else:
         job = workload.build(model, eval_ids, spec.device, context_length)
+    _idle_first(meter, spec)
     plan = latency.plan(job.call, min_window_s=max(spec.min_seconds, meter.min_window_s))
     with peak_memory(spec.device) as peak, meter.measure() as window:
         timing = (latency.run_with_benchmark(benchmark, job.call, plan) if benchmark is not None
@@ -151,10 +152,11 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
 
     calls = timing.calls_made
     min_window = max(spec.min_seconds, meter.min_window_s)
+    energy_plan = plan
     if window.reading is None and window.error and "too short" in window.error:
         # The timed window came out shorter than planned (the workload sped up after warm-up):
         # measure energy alone over a longer untimed loop rather than report nothing.
-        longer = latency.extend(plan, timing.mean_s * timing.calls_made, min_window)
+        longer = energy_plan = latency.extend(plan, timing.mean_s * timing.calls_made, min_window)
         with meter.measure() as window:
             calls = latency.run_plain(job.call, longer).calls_made
         notes.append(f"energy from a separate {longer.calls}-call window: the timed window was shorter "
@@ -166,11 +168,18 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
         for _ in range(spec.energy.repeats - 1):
             time.sleep(spec.energy.cooldown_s)
             with meter.measure() as extra:
-                made = latency.run_plain(job.call, plan).calls_made
+                made = latency.run_plain(job.call, energy_plan).calls_made
             if extra.reading is not None:
                 windows.append((extra.reading, made))
         values.update(energy_values(windows, meter, spec.energy, timing.median_s, job.tokens, job.samples))
     return values, notes, peak
+
+
+def _idle_first(meter: Any, spec: MeasureSpec) -> None:
+    """Measure the run's idle power (once) before its first timed window rather than after it."""
+    if spec.energy.idle and getattr(meter, "meters", True):
+        settle = 1.0 if spec.device.startswith("cuda") else 0.0  # GPU clocks stay up briefly after work
+        meter.idle_power(max(spec.min_seconds / 2, meter.min_window_s), settle_s=settle)
 
 
 def generation_values(job: Any, seconds_per_call: float) -> dict[str, Measurement]:
@@ -222,7 +231,7 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
         per_call = summarize([r.components[comp].joules / c for r, c in windows]).median
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)
     if settings.idle:
-        idle_w = sum(meter.idle_power(max(first.seconds / 4, meter.min_window_s)).values())
+        idle_w = sum(meter.idle_power(max(first.seconds / 4, meter.min_window_s)).values())  # measured earlier
         idle = min(idle_w * seconds_per_call, totals.median)
         how = "idle power (measured once, process asleep) × seconds per call"
         out["energy.idle"] = Measurement(idle, "J", how, first.estimated)
@@ -281,6 +290,7 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
     def call() -> None:
         answer_all(strategy, model, replay, new_tokens)
 
+    _idle_first(meter, spec)
     plan = latency.plan(call, min_window_s=max(spec.min_seconds, meter.min_window_s), warmup=0)
     with meter.measure() as window:
         timing = (latency.run_with_benchmark(benchmark, call, plan) if benchmark is not None

@@ -2,7 +2,8 @@
 
 Backends, chosen per component (CPU, GPU, RAM) in this order:
 - ``nvml-counter`` (GPU, measured): ``nvmlDeviceGetTotalEnergyConsumption``, millijoules since the
-  driver loaded, updated about every 100 ms — windows shorter than ~1 s are inconclusive.
+  driver loaded, updated about every 100 ms — windows are aligned to its steps, and windows
+  shorter than ~1 s are inconclusive.
 - ``rapl`` (CPU package / DRAM, measured): ``/sys/class/powercap/intel-rapl*/energy_uj``; the counter
   wraps at ``max_energy_range_uj``, which :func:`counter_delta` handles.
 - ``codecarbon-estimate`` (CPU / RAM, estimated): CodeCarbon's offline tracker in process mode.
@@ -98,18 +99,32 @@ class Meter(Protocol):
 
 # --------------------------------------------------------------------------- NVML (GPU, measured)
 class NvmlMeter:
+    """GPU energy from NVML's total-energy counter, read at counter updates.
+
+    The counter moves in steps (about every 100 ms): a plain read at the window's start counts
+    energy from before it, and one at the end misses the last step's, up to ±8 % of a 1.25 s window
+    at full power. So ``start`` waits for the counter's next step and the window begins right after
+    it, and ``stop`` (after the GPU's queued work has finished) waits for the step that covers the
+    window's end: the error left is idle power over part of one step, counted in.
+    """
+
     components = ("gpu",)
     method = "nvml-counter"
     estimated = False
     min_window_s = 1.0  # the counter updates about every 100 ms: ≥ 10 updates per window
+    step_wait_s = 0.5  # longest wait for a counter step (a counter that never steps: no alignment)
 
     def __init__(self, indices: list[int]) -> None:
+        """``indices``: torch's CUDA device numbers (``cuda:<i>``), matched to NVML devices by UUID."""
         try:
             import pynvml
 
+            from pytest_llmeff.devices import nvml_handle
+
             pynvml.nvmlInit()
             self._nvml = pynvml
-            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+            self._indices = indices
+            self._handles = [nvml_handle(i) for i in indices]
             for h in self._handles:
                 pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
         except Exception as exc:  # ImportError, NVMLError_*: all mean "no counter here"
@@ -117,13 +132,35 @@ class NvmlMeter:
         self._start: list[int] = []
 
     def read_mj(self) -> list[int]:
-        return [self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
+        try:
+            return [self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
+        except self._nvml.NVMLError as exc:  # e.g. the GPU fell off the bus: no figure, not a crash
+            raise EnergyInconclusive(f"NVML energy read failed: {exc}") from None
+
+    def _next_step(self) -> list[int]:
+        """The counters just after the first of them moves (or after ``step_wait_s``)."""
+        first = self.read_mj()
+        deadline = time.perf_counter() + self.step_wait_s
+        while time.perf_counter() < deadline:
+            now = self.read_mj()
+            if now != first:
+                return now
+            time.sleep(0.0005)
+        return first
+
+    def _synchronize(self) -> None:
+        import torch
+
+        for i in self._indices:
+            torch.cuda.synchronize(i)  # queued kernels belong inside the window
 
     def start(self) -> None:
-        self._start = self.read_mj()
+        self._synchronize()
+        self._start = self._next_step()
 
     def stop(self) -> dict[str, float]:
-        end = self.read_mj()
+        self._synchronize()
+        end = self._next_step()
         # The counter is an unsigned 64-bit number of millijoules.
         joules = sum(counter_delta(a, b, 2 ** 64) for a, b in zip(self._start, end, strict=True)) / 1000
         return {"gpu": joules}
@@ -279,10 +316,15 @@ class EnergyMeter:
     unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why it is not used
     _idle: dict[str, float] | None = None
 
-    def idle_power(self, seconds: float) -> dict[str, float]:
+    def idle_power(self, seconds: float, settle_s: float = 0.0) -> dict[str, float]:
         """Watts per component while this process sleeps (measured once, then reused): the static
-        share of every window's energy. Inconclusive readings count as 0 W for that component."""
+        share of every window's energy. Inconclusive readings count as 0 W for that component.
+
+        Measured after ``settle_s`` of sleep: a GPU keeps its clocks (and power) up for a moment
+        after work, which would count as idle power and shrink the active share.
+        """
         if self._idle is None:
+            time.sleep(settle_s)
             # An idle process legitimately has a zero CPU *estimate*; counters must still move.
             with self.measure(idle=True) as window:
                 time.sleep(max(seconds, self.min_window_s))
@@ -310,8 +352,13 @@ class EnergyMeter:
             window.error = "no energy meter is available"
             yield window
             return
-        for m in self.meters:
-            m.start()
+        try:
+            for m in self.meters:
+                m.start()
+        except EnergyInconclusive as exc:
+            window.error = str(exc)
+            yield window
+            return
         started = time.perf_counter()
         try:
             yield window

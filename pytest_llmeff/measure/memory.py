@@ -30,10 +30,10 @@ def peak_memory(device: str) -> Iterator[PeakMemory]:
         return
     import torch
 
-    torch.cuda.synchronize()
+    torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     try:
         yield out
     finally:
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         out.bytes = int(torch.cuda.max_memory_allocated(device))
