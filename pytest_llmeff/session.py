@@ -347,8 +347,11 @@ def _dtype_label(model: Any) -> str:
                                                                     "quantization_config", None)
     base = str(getattr(model, "dtype", "")).replace("torch.", "")
     if quant is not None:
-        method = getattr(quant, "quant_method", None)
+        def field(name: str, default: Any = None) -> Any:  # gptqmodel keeps the config as a dict
+            return quant.get(name, default) if isinstance(quant, dict) else getattr(quant, name, default)
+
+        method = field("quant_method")
         method = getattr(method, "value", method)
-        bits = "int8" if getattr(quant, "load_in_8bit", False) else getattr(quant, "bnb_4bit_quant_type", "")
-        return f"{method}:{bits or getattr(quant, 'bits', '?')} ({base} activations)"
+        bits = "int8" if field("load_in_8bit", False) else field("bnb_4bit_quant_type", "")
+        return f"{method}:{bits or field('bits', '?')} ({base} activations)"
     return base

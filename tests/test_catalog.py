@@ -147,3 +147,55 @@ def test_ratio_that_would_remove_every_layer(ctx):
 
     with pytest.raises(CompressError, match="would remove every layer"):
         LayerPruning(ratio=0.9).count(2)
+
+
+def _two_four_layers(device: str, dtype: torch.dtype) -> list[torch.nn.Module]:
+    from transformers.pytorch_utils import Conv1D
+
+    from pytest_llmeff.compress.sparsity import two_four_mask
+
+    torch.manual_seed(0)
+    linear, conv = torch.nn.Linear(128, 256), Conv1D(256, 128)  # Conv1D(out, in) stores W as (in, out)
+    with torch.no_grad():
+        linear.weight.mul_(two_four_mask(linear.weight))
+        conv.weight.copy_((conv.weight.t() * two_four_mask(conv.weight.t())).t())  # groups along the input
+    return [linear.to(device, dtype), conv.to(device, dtype)]
+
+
+def test_sparse_kernel_swap_falls_back_to_dense_where_it_cannot_run():
+    from pytest_llmeff.compress.sparsity import _sparse_kernel_layer
+
+    x = torch.randn(8, 128)
+    for layer in _two_four_layers("cpu", torch.float32):  # the kernels need CUDA and 16-bit weights
+        before = layer(x)
+        assert _sparse_kernel_layer(layer) is False
+        assert type(layer.weight) is torch.nn.Parameter and layer.weight.requires_grad
+        assert torch.equal(layer(x), before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="2:4 sparse kernels need a CUDA GPU")
+def test_sparse_kernel_swap_on_cuda_keeps_the_outputs():
+    from pytest_llmeff.compress.sparsity import _sparse_kernel_layer
+
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("2:4 sparse kernels need compute capability 8.0 or newer")
+    x = torch.randn(64, 128, device="cuda", dtype=torch.float16)
+    for layer in _two_four_layers("cuda", torch.float16):
+        before = layer(x)
+        assert _sparse_kernel_layer(layer) is True
+        assert isinstance(layer.weight, torch.sparse.SparseSemiStructuredTensor)
+        assert torch.allclose(layer(x), before, rtol=1e-2, atol=1e-2)
+
+
+def test_half_precision_student_trains_to_finite_weights(ctx):
+    # fp16 AdamW rounds its epsilon to 0: without fp32 master weights five steps gave NaN weights.
+    import copy
+
+    from pytest_llmeff.compress.distill import TrainRecipe, train_student
+
+    teacher = copy.deepcopy(ctx.base.model).half()
+    student = copy.deepcopy(teacher)
+    curve = train_student(student, teacher, ctx, TrainRecipe(steps=5, batch_size=2, seq_len=64), "fp16")
+    assert next(student.parameters()).dtype == torch.float16  # handed back in the dtype it came in
+    assert all(bool(torch.isfinite(p).all()) for p in student.parameters())
+    assert all(torch.isfinite(torch.tensor(point["loss"])) for point in curve)

@@ -33,7 +33,7 @@ class BitsAndBytes(Compressor):
     Attributes:
         bits: 8 (LLM.int8 with outlier decomposition) or 4.
         quant_type: 4-bit data type, ``nf4`` or ``fp4``.
-        compute_dtype: 4-bit matmul dtype; ``auto`` follows the base model's dtype.
+        compute_dtype: 4-bit matmul dtype; ``auto`` follows the dtype of the model being quantised.
         double_quant: also quantise the 4-bit block scales (saves ~0.4 bit per weight).
         threshold: LLM.int8 outlier threshold (features above it stay in 16 bit).
     """
@@ -83,7 +83,8 @@ class BitsAndBytes(Compressor):
         logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
         source, kwargs = save_for_reload(candidate, ctx)
         device_map = {"": ctx.device if ctx.device == "cpu" else _cuda_index(ctx.device)}
-        config = self.config(ctx.dtype)
+        # "auto" compute dtype follows the model being quantised (fp16+nf4 computes in fp16), not the base.
+        config = self.config(str(candidate.model.dtype).removeprefix("torch."))
         notes = list(candidate.notes)
         skip = self._cpu_4bit_skips(candidate.model) if self.bits == 4 and ctx.device == "cpu" else []
         if skip:

@@ -15,6 +15,7 @@ text and the library versions, so suites and pipelines reuse it instead of train
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -121,6 +122,14 @@ def train_student(student: Any, teacher: Any, ctx: CompressContext, recipe: Trai
         data = torch.tensor(train_token_stream(ctx, recipe.steps * recipe.batch_size * recipe.seq_len))
     if data.ndim == 1 and data.numel() <= recipe.seq_len:
         raise CompressError(f"{label}: the train text is too short to distil on")
+    # 16-bit students train on fp32 master weights under autocast: AdamW's update in fp16 rounds
+    # its epsilon to 0 and turns small-gradient weights into inf / NaN.
+    dtype = next(student.parameters()).dtype
+    low_precision = dtype in (torch.float16, torch.bfloat16)
+    if low_precision:
+        student.float()
+    autocast = (torch.autocast(device.type, dtype=dtype) if low_precision
+                else contextlib.nullcontext())
     opt = torch.optim.AdamW(student.parameters(), lr=recipe.lr, weight_decay=0.0)
     student.train()
     teacher.eval()
@@ -136,10 +145,12 @@ def train_student(student: Any, teacher: Any, ctx: CompressContext, recipe: Trai
         for group in opt.param_groups:  # linear decay: short runs need no warm-up on a warm start
             group["lr"] = recipe.lr * (1 - step / recipe.steps)
         teacher_logits = None
-        if recipe.loss != "seqkd" and recipe.alpha > 0:
-            with torch.no_grad():
-                teacher_logits = teacher(input_ids=batch).logits
-        loss = distillation_loss(student(input_ids=batch).logits, teacher_logits, batch, recipe)
+        with autocast:
+            if recipe.loss != "seqkd" and recipe.alpha > 0:
+                with torch.no_grad():
+                    teacher_logits = teacher(input_ids=batch, use_cache=False).logits
+            logits = student(input_ids=batch, use_cache=False).logits
+        loss = distillation_loss(logits, teacher_logits, batch, recipe)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
@@ -149,6 +160,8 @@ def train_student(student: Any, teacher: Any, ctx: CompressContext, recipe: Trai
                           "seconds": round(time.perf_counter() - started, 1)})
             ctx.progress(f"{label}: step {step + 1}/{recipe.steps}, loss {loss.item():.3f}")
     student.eval()
+    if low_precision:
+        student.to(dtype)
     return curve
 
 

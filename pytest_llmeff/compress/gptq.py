@@ -72,7 +72,8 @@ class Gptq(Compressor):
     def _backend(self, device: str) -> str:
         if self.backend != "auto":
             return self.backend
-        return "gptq_triton" if device.startswith("cuda") else "gptq_torch"
+        # gptqmodel's triton kernel packs 2, 4 and 8 bits only (TritonV2Linear.SUPPORTS_BITS).
+        return "gptq_triton" if device.startswith("cuda") and self.bits in (2, 4, 8) else "gptq_torch"
 
     def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
         from pytest_llmeff.compress.structure import STRUCTURE_KEY
@@ -97,6 +98,11 @@ class Gptq(Compressor):
 
         loaded = GPTQModel.load(str(out), device=ctx.device, backend=self._backend(ctx.device))
         notes.append(f"{self.id}: kernel backend {self._backend(ctx.device)}")
+        source_dtype, loaded_dtype = candidate.model.dtype, loaded.model.dtype
+        if loaded_dtype != source_dtype:  # gptqmodel may change the activation dtype (fp32 → bf16)
+            notes.append(f"{self.id}: gptqmodel runs in {str(loaded_dtype).removeprefix('torch.')}, the "
+                         f"source was {str(source_dtype).removeprefix('torch.')}: the comparison includes "
+                         "that precision change")
         return Candidate(loaded.model.eval(), False, candidate.steps + [self.id], notes, dict(candidate.info))
 
 

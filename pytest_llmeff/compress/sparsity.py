@@ -219,22 +219,46 @@ class Sparsify(Compressor):
         if model.dtype not in (torch.float16, torch.bfloat16):
             return (f"{self.id}: mask only — the 2:4 sparse kernels need float16/bfloat16 weights "
                     f"(model is {str(model.dtype).replace('torch.', '')}); no speed-up expected")
-        from torch.sparse import to_sparse_semi_structured
-
         moved = skipped = 0
         for mod, _ in list(block_linears(model)):
-            if not isinstance(mod, torch.nn.Linear):
-                skipped += 1  # Conv1D multiplies with addmm, which the sparse format does not serve
-                continue
-            try:
-                mod.weight = torch.nn.Parameter(to_sparse_semi_structured(mod.weight.data))
+            if _sparse_kernel_layer(mod):
                 moved += 1
-            except (RuntimeError, ValueError):
-                skipped += 1  # shape or dtype the kernels do not support
+            else:
+                skipped += 1  # shape, dtype or GPU the kernels do not support, or outputs disagree
         if not moved:
             return f"{self.id}: mask only — no layer could move to the 2:4 sparse kernels here"
         return (f"{self.id}: {moved} layers on 2:4 sparse kernels (to_sparse_semi_structured)"
                 + (f", {skipped} left dense" if skipped else ""))
+
+
+def _sparse_kernel_layer(mod: Any) -> bool:
+    """Swap a 2:4-masked layer's weight for its compressed form, if the kernel runs here and gives
+    the dense layer's output on a test input; otherwise leave it dense.
+
+    ``nn.Linear`` takes the compressed weight directly. GPT-2's ``Conv1D`` computes
+    ``addmm(bias, x, W)`` with ``W`` stored (in, out): it gets the transpose of the compressed
+    ``Wᵀ``, which the sparse format serves as addmm's second operand (the mask runs along the
+    input dimension in both layouts).
+    """
+    import torch
+    from torch.sparse import to_sparse_semi_structured
+
+    dense, trainable = mod.weight.data, mod.weight.requires_grad
+    conv = _is_conv1d(mod)
+    x = torch.randn(64, dense.shape[0] if conv else dense.shape[1], dtype=dense.dtype, device=dense.device)
+    with torch.no_grad():
+        expected = mod(x)
+        try:
+            packed = to_sparse_semi_structured(dense.t().contiguous() if conv else dense)
+            mod.weight = torch.nn.Parameter(packed.t() if conv else packed, requires_grad=False)
+            got = mod(x)
+        except (RuntimeError, ValueError, NotImplementedError, AssertionError, TypeError):
+            got = None
+        # 16-bit products summed in another order: agree to a fraction of the output's scale.
+        if got is None or not bool((got - expected).abs().max() <= 1e-2 * expected.abs().max() + 1e-3):
+            mod.weight = torch.nn.Parameter(dense, requires_grad=trainable)
+            return False
+    return True
 
 
 def magnitude(sparsity: float = 0.5) -> Compressor:
