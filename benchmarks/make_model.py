@@ -35,6 +35,7 @@ def main() -> None:
     config = GPT2Config(n_layer=layers, n_embd=width, n_head=heads, n_positions=1024,
                         vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel(config)
+    tokenizer.model_max_length = config.n_positions  # the embedded tokenizer says 256
     model.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
     print(f"{args.out}: {args.shape}-shaped, {sum(p.numel() for p in model.parameters()) / 1e6:.0f} M parameters")

@@ -124,21 +124,25 @@ def perplexity(
     if not windows:
         raise ValueError(f"the text has {ids.numel()} tokens: too short for protocol {proto.id}")
 
-    total_nll, total_tokens = 0.0, 0
+    total_tokens = 0
     started = time.perf_counter()
     with torch.inference_mode():
+        # Summed on the device: a host read per row would stall the GPU once per row.
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for b in range(0, len(windows), batch_size):
             chunk = windows[b:b + batch_size]
             batch = torch.stack([w for w, _ in chunk]).to(device)  # (B, ctx)
-            logits = model(input_ids=batch).logits  # (B, ctx, vocab)
+            # use_cache=False: scoring needs no KV cache, and building one copies every layer's K/V.
+            logits = model(input_ids=batch, use_cache=False).logits  # (B, ctx, vocab)
             for row, (_, first_scored) in enumerate(chunk):
                 # Position j predicts token j+1; score tokens first_scored .. ctx-1. The loss is
                 # taken in fp32 (16-bit logits lose too much in the normaliser), one row at a
                 # time so a large vocabulary never needs a (B, ctx, vocab) fp32 copy.
                 nll = torch.nn.functional.cross_entropy(logits[row, first_scored - 1:-1].float(),
                                                         batch[row, first_scored:], reduction="sum")
-                total_nll += float(nll.double())
+                total += nll.double()
                 total_tokens += batch.shape[1] - first_scored
+        total_nll = float(total)
     seconds = time.perf_counter() - started
     return PerplexityResult(
         value=math.exp(total_nll / total_tokens),
@@ -201,7 +205,7 @@ def rolling_perplexity(model: Any, tokenizer: Any, documents: list[str] | tuple[
             width = max(len(inp) for inp, _ in chunk)
             # Right padding: a causal model's earlier positions never see the pad tokens.
             batch = torch.tensor([inp + [prefix] * (width - len(inp)) for inp, _ in chunk], device=device)
-            logprobs = torch.log_softmax(model(input_ids=batch).logits.float(), dim=-1)
+            logprobs = torch.log_softmax(model(input_ids=batch, use_cache=False).logits.float(), dim=-1)
             for row, (inp, cont) in enumerate(chunk):
                 start = len(inp) - len(cont)
                 target = torch.tensor(cont, device=device)

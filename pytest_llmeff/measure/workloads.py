@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ def _sync(device: str) -> Callable[[], None]:
     if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.synchronize  # wall-clock timing needs the kernels finished
+        return functools.partial(torch.cuda.synchronize, device)  # wall-clock timing needs the kernels finished
     return lambda: None
 
 
@@ -66,7 +67,7 @@ class Forward:
 
         def call() -> None:
             with torch.inference_mode():
-                model(input_ids=batch)
+                model(input_ids=batch, use_cache=False)  # a scoring pass: no KV cache to build
             sync()
 
         return Job(call, self.batch * ctx, self.batch)
