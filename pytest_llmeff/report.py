@@ -109,6 +109,12 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
             if name in first:
                 lines.append(f"{name}: {first[name].method}")
     meter = session.built_meter()
+    if meter is not None and session.device.startswith("cuda") and not any("gpu" in m.components
+                                                                           for m in meter.meters):
+        # The GPU draws most of a GPU run's energy: a total without it must not pass unremarked.
+        why = meter.unavailable.get("nvml", "no GPU meter was chosen")
+        lines.append(f"NO GPU ENERGY: the run is on {session.device} but no meter reads the GPU ({why}); "
+                     "energy covers CPU + RAM only")
     if meter is not None and meter.unavailable:
         lines.append("energy backends not used: " + "; ".join(f"{k}: {v}" for k, v in meter.unavailable.items()))
     weights = session.options.weights
