@@ -69,6 +69,7 @@ def test_magnitude_and_two_four_sparsity(ctx, heldout_ids, base_ppl):
         for _, weight in block_linears(cand.model):
             groups = (weight.reshape(weight.shape[0], -1, 4) == 0).sum(dim=-1)
             assert bool((groups >= 2).all()), name  # two of every four consecutive weights are zero
+        assert any(n.startswith(f"{name}: mask only") for n in cand.notes)  # CPU: no sparse kernels
         results[name] = ppl(cand.model, heldout_ids)
     # SparseGPT compensates the pruned weights: it must beat plain magnitude at the same pattern.
     assert results["2:4-sparsegpt"] < results["2:4"]
@@ -199,3 +200,10 @@ def test_half_precision_student_trains_to_finite_weights(ctx):
     assert next(student.parameters()).dtype == torch.float16  # handed back in the dtype it came in
     assert all(bool(torch.isfinite(p).all()) for p in student.parameters())
     assert all(torch.isfinite(torch.tensor(point["loss"])) for point in curve)
+
+
+def test_two_four_then_quantised_says_the_sparsity_is_stored_dense(ctx):
+    # Sparse kernels are a pipeline's last act; after quantisation there are none to use.
+    pytest.importorskip("bitsandbytes")
+    cand = compress("2:4+nf4", ctx)
+    assert any(n.startswith("2:4: mask only — the weights were quantised afterwards") for n in cand.notes)

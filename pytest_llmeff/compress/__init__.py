@@ -98,6 +98,10 @@ class Pipeline:
             candidate = step.apply(candidate, ctx)
             if cache is not None and step.stage == "structural" and _cacheable(candidate.model):
                 cache["+".join(s.id for s in self.steps[:k + 1])] = _copy(candidate)
+        # Steps with a last part that only the finished model can take (2:4 sparse kernels) do it now.
+        quantized = any(s.stage == "quantize" for s in self.steps)
+        for step in self.steps:
+            candidate = step.finish(candidate, ctx, quantized)
         if self.reordered_from:
             candidate.notes.append(f"steps reordered from '{self.reordered_from}' to '{self.id}'")
         return candidate

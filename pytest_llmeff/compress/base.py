@@ -83,5 +83,10 @@ class Compressor:
     def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
         raise NotImplementedError
 
+    def finish(self, candidate: Candidate, ctx: CompressContext, quantized: bool) -> Candidate:
+        """Called on the pipeline's finished model, for work later steps must not see (2:4 sparse
+        kernels); ``quantized``: a quantisation step ran. Default: nothing."""
+        return candidate
+
     def with_id(self, name: str) -> Compressor:
         return dataclasses.replace(self, id=name)

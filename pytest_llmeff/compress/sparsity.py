@@ -204,11 +204,26 @@ class Sparsify(Compressor):
             zeros += int((weight == 0).sum())
             total += weight.numel()
         notes = list(candidate.notes)
-        kernel_note = self._to_sparse_kernels(model, ctx) if n else None
-        notes.append(kernel_note or f"{self.id}: mask only — zeros stored in dense matrices; dense kernels "
-                                    "run at the same speed, so no speed-up is expected")
+        if not n:  # 2:4 says whether it runs on sparse kernels when the pipeline finishes (below)
+            notes.append(_MASK_ONLY.format(self.id))
         info = dict(candidate.info, sparsity=zeros / total)
         return Candidate(model, False, candidate.steps + [self.id], notes, info)
+
+    def finish(self, candidate: Candidate, ctx: CompressContext, quantized: bool) -> Candidate:
+        """Last, on the pipeline's finished model: move 2:4 weights to sparse kernels.
+
+        Not in ``apply``: a later step would copy, cast, save or quantise the packed weights, which
+        the sparse format does not support — and quantisation stores them dense again anyway.
+        """
+        if self.pattern != "2:4":
+            return candidate
+        if quantized:
+            note = (f"{self.id}: mask only — the weights were quantised afterwards, which stores them "
+                    "densely; no 2:4 speed-up expected")
+        else:
+            note = self._to_sparse_kernels(candidate.model, ctx) or _MASK_ONLY.format(self.id)
+        candidate.notes.append(note)
+        return candidate
 
     def _to_sparse_kernels(self, model: Any, ctx: CompressContext) -> str | None:
         """Move 2:4 weights to semi-structured sparse kernels (CUDA, 16-bit); None if not possible."""
@@ -229,6 +244,10 @@ class Sparsify(Compressor):
             return f"{self.id}: mask only — no layer could move to the 2:4 sparse kernels here"
         return (f"{self.id}: {moved} layers on 2:4 sparse kernels (to_sparse_semi_structured)"
                 + (f", {skipped} left dense" if skipped else ""))
+
+
+_MASK_ONLY = ("{}: mask only — zeros stored in dense matrices; dense kernels run at the same speed, so "
+              "no speed-up is expected")
 
 
 def _sparse_kernel_layer(mod: Any) -> bool:
