@@ -67,5 +67,3 @@ def _nvml_facts(index: int) -> dict[str, Any]:
                 "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000}
     except Exception:  # NVML absent or restricted: the card's name from torch is still recorded
         return {}
-
-

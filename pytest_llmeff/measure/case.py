@@ -177,7 +177,7 @@ def cost_values(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
 
 def _idle_first(meter: Any, spec: MeasureSpec) -> None:
     """Measure the run's idle power (once) before its first timed window rather than after it."""
-    if spec.energy.idle and getattr(meter, "meters", True):
+    if spec.energy.idle and meter.meters:
         settle = 1.0 if spec.device.startswith("cuda") else 0.0  # GPU clocks stay up briefly after work
         meter.idle_power(max(spec.min_seconds / 2, meter.min_window_s), settle_s=settle)
 
@@ -231,7 +231,7 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
         per_call = summarize([r.components[comp].joules / c for r, c in windows]).median
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)
     if settings.idle:
-        idle_w = sum(meter.idle_power(max(first.seconds / 4, meter.min_window_s)).values())  # measured earlier
+        idle_w = sum(meter.idle_power().values())  # measured once, before the first window (_idle_first)
         idle = min(idle_w * seconds_per_call, totals.median)
         how = "idle power (measured once, process asleep) × seconds per call"
         out["energy.idle"] = Measurement(idle, "J", how, first.estimated)

@@ -316,7 +316,7 @@ class EnergyMeter:
     unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why it is not used
     _idle: dict[str, float] | None = None
 
-    def idle_power(self, seconds: float, settle_s: float = 0.0) -> dict[str, float]:
+    def idle_power(self, seconds: float = 0.0, settle_s: float = 0.0) -> dict[str, float]:
         """Watts per component while this process sleeps (measured once, then reused): the static
         share of every window's energy. Inconclusive readings count as 0 W for that component.
 

@@ -196,10 +196,11 @@ def rolling_perplexity(model: Any, tokenizer: Any, documents: list[str] | tuple[
                 token_list=tokens, prefix_token=prefix, max_seq_len=max_length, context_len=1)):
             inp = (context + continuation)[-(max_length + 1):][:-1]
             windows.append((inp, continuation))
-    total, scored = 0.0, 0
+    scored = 0
     started = time.perf_counter()
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i][0]))  # similar lengths together
     with torch.inference_mode():
+        total_t = torch.zeros((), dtype=torch.float64, device=device)  # on the device, as in perplexity()
         for b in range(0, len(order), batch_size):
             chunk = [windows[i] for i in order[b:b + batch_size]]
             width = max(len(inp) for inp, _ in chunk)
@@ -209,8 +210,9 @@ def rolling_perplexity(model: Any, tokenizer: Any, documents: list[str] | tuple[
             for row, (inp, cont) in enumerate(chunk):
                 start = len(inp) - len(cont)
                 target = torch.tensor(cont, device=device)
-                total += float(logprobs[row, start:len(inp)].gather(-1, target.unsqueeze(-1)).double().sum())
+                total_t += logprobs[row, start:len(inp)].gather(-1, target.unsqueeze(-1)).double().sum()
                 scored += len(cont)
+        total = float(total_t)
     words = sum(len(re.split(r"\s+", d)) for d in docs)
     nbytes = sum(len(d.encode("utf-8")) for d in docs)
     return RollingResult(
