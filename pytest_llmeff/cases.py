@@ -61,13 +61,19 @@ def merge_budgets(defaults: Sequence[Budget], own: Sequence[Budget]) -> list[Bud
     return [b for b in defaults if (b.metric, b.reference) not in keys] + list(own)
 
 
-def budgets_for(spec: BudgetSpec | None, pipeline_id: str) -> list[Budget]:
+def budgets_for(spec: BudgetSpec | None, pipeline_id: str,
+                canonical: Callable[[str], str] = lambda key: key) -> list[Budget]:
     """Budgets from a marker: a list for every case, or a dict keyed by pipeline id where ``"*"``
-    applies to every case and a case's own entries replace ``"*"`` ones on the same metric."""
+    applies to every case and a case's own entries replace ``"*"`` ones on the same metric.
+
+    Keys are compared as parsed pipelines (``canonical``), so ``"kd + nf4"`` and, with
+    --llmeff-allow-reorder, ``"nf4+kd"`` name the case ``kd+nf4``."""
     if spec is None:
         return []
     if isinstance(spec, Mapping):
-        return merge_budgets(parse_budgets(spec.get("*", [])), parse_budgets(spec.get(pipeline_id, [])))
+        own = [b for key, texts in spec.items() if key != "*" and canonical(key) == pipeline_id
+               for b in parse_budgets(texts)]
+        return merge_budgets(parse_budgets(spec.get("*", [])), own)
     return parse_budgets(spec)
 
 
@@ -116,9 +122,19 @@ class LlmeffCase:
         except (UnknownNameError, CompressError) as exc:
             pytest.fail(str(exc), pytrace=False)
 
+    def _canonical(self, key: str) -> str:
+        """A budget key as the id of the pipeline it names (itself if it names none)."""
+        if key.startswith("cache:"):
+            return key
+        try:
+            return self.session.pipeline(key).id
+        except (UnknownNameError, CompressError):
+            return key
+
     def budgets(self, pipeline_id: str, extra: BudgetSpec | None = None) -> list[Budget]:
         try:
-            own = budgets_for(self.marker.get("budgets"), pipeline_id) + budgets_for(extra, pipeline_id)
+            own = (budgets_for(self.marker.get("budgets"), pipeline_id, self._canonical)
+                   + budgets_for(extra, pipeline_id, self._canonical))
         except BudgetError as exc:
             pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
         return merge_budgets(self.session.options.budgets, own)
@@ -196,19 +212,18 @@ class LlmeffCase:
                 candidate = session.compress(pipeline)
             except Unsupported as exc:
                 pytest.skip(f"{pipeline.id}: {exc}")
-            measured = session.measure(candidate, pipeline.id, self.node_id, self.benchmark, self.settings)
-            reference = session.paired_reference(session.reference(self.settings), self.settings)
-            record = session.score(measured, reference)
+            record, reference = session.measure_case(candidate, pipeline.id, self.node_id, self.benchmark,
+                                                     self.settings)
             result = session.check(record, reference, checks)
             for attempt in range(session.options.reruns):
                 if result.verdict != "inconclusive":
                     break
                 session.progress(f"{pipeline.id}: verdict inconclusive; timing again ({attempt + 1}/"
                                  f"{session.options.reruns})")
-                longer = session.retime(candidate.model, record, self.settings)
-                if longer is None:
+                again = session.retime(candidate.model, record, reference, self.settings)
+                if again is None:
                     break
-                record = session.score(longer, reference)
+                record, reference = again
                 result = session.check(record, reference, checks)
             return result
         return session.check(record, reference, checks)

@@ -50,7 +50,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("reruns", "string", "2", "extra timing windows for a case whose budget verdict is inconclusive"),
     ("weights", "string", "balanced", "opt score weights: balanced, energy, runtime, or 'alpha,beta'"),
     ("energy", "string", "auto", f"energy meter: {', '.join(ENERGY)}"),
-    ("min_seconds", "string", "2.0", "shortest measured window in seconds (energy meters need time)"),
+    ("min_seconds", "string", "1.0", "seconds of candidate calls timed per case (as many again for the base "
+     "model, interleaved); energy windows last half of it, at least what the meter needs"),
     ("tasks", "string", "", "lm-eval task scores for every case, e.g. 'llmeff_docs_mc, arc_challenge(limit=100)' "
      "(shots as in the first study unless fewshot= is given)"),
     ("opt_metrics", "string", "auto", "quality metrics in the opt score: 'auto' (perplexity and every task with a "
@@ -73,6 +74,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("compressors", "string", "", "comma-separated pipelines for cases that use the `compressor` fixture "
      "without their own list"),
     ("seed", "string", "0", "seed for calibration sampling and training"),
+    ("threads", "string", "auto", "torch CPU threads: auto (the cores this process may use, minus one, at least 1) "
+     "or a number; recorded with every time figure"),
     ("cache_dir", "string", "", "cache for derived models (default ~/.cache/pytest-llmeff)"),
 ]
 _FLAGS: list[tuple[str, str]] = [
@@ -155,6 +158,7 @@ class Options:
     baseline_machine: str | None
     force_compare: bool
     paired: bool
+    threads: int = 1
     compressor_registry: Any = None  # the run's copy of COMPRESSORS (hooks may have added to it)
 
     @classmethod
@@ -207,11 +211,18 @@ class Options:
                 markdown_path=_path(config, get("markdown")),
                 baseline_machine=str(get("baseline_machine")).strip() or None,
                 force_compare=flags["force_compare"], paired=not flags["unpaired"],
+                threads=_threads(str(get("threads"))),
                 compressor_registry=compressor_registry,
             )
         except (ModelLoadError, DatasetError, BudgetError, CompressError, WorkloadError, UnknownNameError,
                 CarbonError, TaskError, ValueError) as exc:
             raise OptionError(str(exc)) from None
+
+
+def _threads(text: str) -> int:
+    from pytest_llmeff.measure.threads import auto_threads
+
+    return auto_threads() if text.strip() == "auto" else _int("threads", text, 1)
 
 
 def _opt_metrics(text: str) -> tuple[str, ...] | None:
@@ -234,7 +245,7 @@ def _opt_metrics(text: str) -> tuple[str, ...] | None:
 
 
 def _energy_settings(get: Any) -> tuple[Any, tuple[str, ...]]:
-    from pytest_llmeff.measure.case import EnergySettings
+    from pytest_llmeff.measure.spec import EnergySettings
 
     region = str(get("region")).strip()
     pue = check_pue(_float("pue", get("pue"), minimum=None))

@@ -14,6 +14,7 @@ import pytest
 from pytest_llmeff import options as options_mod
 
 SESSION = pytest.StashKey["Any"]()
+PROBLEMS = pytest.StashKey[list[str]]()  # marker mistakes found while collecting: one usage error after it
 MARKER = "llmeff"
 HEAVY = "llmeff_heavy"
 DEFAULT_COMPRESSORS = ("base",)
@@ -94,11 +95,41 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not names:
         opt = metafunc.config.getoption("llmeff_compressors") or metafunc.config.getini("llmeff_compressors")
         names = [c.strip() for c in str(opt).split(",") if c.strip()] or list(DEFAULT_COMPRESSORS)
+    run = _session(metafunc.config)
+    if run is not None:  # an unknown or impossible pipeline is one usage error now, not a failure per case
+        from pytest_llmeff.compress import CompressError
+        from pytest_llmeff.registry import UnknownNameError
+
+        for name in names:
+            try:
+                run.pipeline(name)
+            except (UnknownNameError, CompressError) as exc:
+                metafunc.config.stash.setdefault(PROBLEMS, []).append(f"{metafunc.definition.nodeid}: {exc}")
     params = [pytest.param(n, id=n, marks=[getattr(pytest.mark, HEAVY)] if n in heavy else []) for n in names]
     metafunc.parametrize("compressor", params, indirect=True)
 
 
+MARKER_KEYWORDS = ("compressors", "heavy", "budgets", "workload", "tasks")
+
+
+def _check_marker(nodeid: str, kwargs: dict[str, Any], problems: list[str]) -> None:
+    """A misspelt marker keyword (``budget=`` for ``budgets=``) would silently drop what it sets."""
+    from pytest_llmeff.registry import did_you_mean
+
+    for key in kwargs:
+        if key not in MARKER_KEYWORDS:
+            problems.append(f"{nodeid}: unknown @pytest.mark.{MARKER} keyword {key!r}"
+                            f"{did_you_mean(key, list(MARKER_KEYWORDS))} (known: {', '.join(MARKER_KEYWORDS)})")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = config.stash.setdefault(PROBLEMS, [])
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is not None:
+            _check_marker(item.nodeid.split("[")[0], marker.kwargs, problems)
+    if problems and _session(config) is not None:
+        raise pytest.UsageError("pytest-llmeff: " + "\n  ".join(dict.fromkeys(problems)))
     run = _session(config)
     if run is None:
         skip = pytest.mark.skip(reason="LLM benchmark case: run with --llmeff")

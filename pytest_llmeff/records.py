@@ -59,6 +59,9 @@ class CaseRecord:
     values: Mapping[str, Measurement]
     opt: Mapping[str, float] = field(default_factory=dict)  # preset name → opt score
     notes: tuple[str, ...] = ()
+    # Stored baselines only: values of timing-based figures (opt …) from earlier baseline updates of
+    # the same model, oldest first: the machine's run-to-run spread (see verdicts.run_spread).
+    history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def numbers(self) -> dict[str, float]:
         """Plain metric → value (with ``opt`` / ``opt.<preset>``), as score and budgets take them."""
@@ -74,6 +77,7 @@ class CaseRecord:
             "device": self.device, "dtype": self.dtype, "workload": self.workload,
             "values": {k: v.to_json() for k, v in self.values.items()},
             "opt": dict(self.opt), "notes": list(self.notes),
+            **({"history": {k: list(v) for k, v in self.history.items()}} if self.history else {}),
         }
 
     @classmethod
@@ -84,4 +88,5 @@ class CaseRecord:
             values={k: Measurement.from_json(v) for k, v in data["values"].items()},
             opt={k: float(v) for k, v in data.get("opt", {}).items()},
             notes=tuple(data.get("notes", ())),
+            history={k: tuple(float(x) for x in v) for k, v in data.get("history", {}).items()},
         )

@@ -7,7 +7,9 @@ except torch on GPU runs, where the device must be checked before any case start
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,9 @@ from pytest_llmeff.verdicts import NoiseSettings, judge
 
 # Record fields that must agree before two records' numbers may be compared.
 COMPARABLE_FIELDS = ("workload", "device", "model")
+# Figures derived from a measurement's time or energy: replaced together when the costs are re-measured.
+COST_DERIVED = ("time", "co2e", "seconds_per_sample", "prefill_tokens_per_s", "decode_tokens_per_s",
+                "peak_memory_bytes")
 
 
 class Session:
@@ -62,9 +67,12 @@ class Session:
         if isinstance(self._base, Exception):
             raise self._base  # a failed load is not retried by every case
         if self._base is None:
+            from pytest_llmeff.measure.threads import apply
             from pytest_llmeff.models.loading import ModelLoadError, load_model
 
-            self.progress(f"loading model {self.options.model.name!r} ({self.dtype}) on {self.device}")
+            threads = apply(self.options.threads)
+            self.progress(f"loading model {self.options.model.name!r} ({self.dtype}) on {self.device}; "
+                          f"torch uses {threads} CPU thread(s)")
             try:
                 self._base = load_model(self.options.model, self.device, self.dtype)
             except ModelLoadError as exc:
@@ -134,37 +142,46 @@ class Session:
                            eval_windows=self.options.eval_windows, min_seconds=self.options.min_seconds,
                            device=self.device, dataset=self.options.dataset, energy=self.options.energy_settings,
                            tasks=self.options.tasks if case.tasks is None else case.tasks,
-                           compile=self.options.compile)
+                           compile=self.options.compile, threads=self.options.threads)
 
     def measure(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
-                case: CaseSettings | None = None) -> CaseRecord:
+                case: CaseSettings | None = None, paired_with: CaseRecord | None = None,
+                ) -> tuple[CaseRecord, CaseRecord | None]:
+        """Measure ``candidate``; given ``paired_with`` (the run's base record), the base model is
+        timed again interleaved with it (see :mod:`pytest_llmeff.measure.costs`) and returned as
+        that record with its time and energy replaced (quality kept: it is deterministic)."""
         spec = self.spec(case)
         tasks = f", tasks {', '.join(t.name for t in spec.tasks)}" if spec.tasks else ""
-        self.progress(f"measuring {method}: perplexity ({spec.protocol}){tasks}, {spec.workload} latency and energy")
-        values, notes = measure_model(candidate.model, self.inputs(), spec, self.meter(), benchmark,
-                                      candidate.info)
+        self.progress(f"measuring {method}: perplexity ({spec.protocol}){tasks}, {spec.workload} latency and energy"
+                      + (", interleaved with the base model" if paired_with is not None else ""))
+        values, notes, ref_costs = measure_model(candidate.model, self.inputs(), spec, self.meter(), benchmark,
+                                                 candidate.info, self.base().model if paired_with else None)
         record = self._record(case_id, method, values, tuple(candidate.notes) + tuple(notes))
-        return CaseRecord(**{**record.__dict__, "dtype": _dtype_label(candidate.model)})
+        record = dataclasses.replace(record, dtype=_dtype_label(candidate.model))
+        if paired_with is None or ref_costs is None:
+            return record, None
+        return record, self._paired(paired_with, ref_costs)
 
-    def paired_reference(self, reference: CaseRecord, case: CaseSettings | None = None) -> CaseRecord:
-        """The base model timed again right next to a candidate, quality kept from ``reference``.
+    def _paired(self, reference: CaseRecord, costs: dict[str, Any]) -> CaseRecord:
+        """``reference`` with the cost figures measured next to a case (every cost-derived figure of
+        the old measurement dropped, so none is left beside a missing one)."""
+        kept = {k: v for k, v in reference.values.items() if k not in COST_DERIVED and not k.startswith("energy")}
+        paired = dataclasses.replace(reference, values=kept | costs, notes=(
+            *reference.notes, "time and energy measured interleaved with the case"))
+        return self.score(paired, paired)
 
-        Ratios then compare two timings taken under the same machine conditions instead of
-        minutes apart: on a shared machine the speed of everything drifts by more than many of the
-        effects measured here. Off with --llmeff-unpaired, and for the deployment replay.
-        """
-        from pytest_llmeff.measure.case import cost_values
+    def measure_case(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
+                     case: CaseSettings | None = None) -> tuple[CaseRecord, CaseRecord]:
+        """A candidate's record scored against the base model (interleaved with it unless
+        --llmeff-unpaired or the deployment replay), and that reference."""
         from pytest_llmeff.measure.deployment import Deployment
         from pytest_llmeff.measure.workloads import parse_workload
 
-        spec = self.spec(case)
-        if not self.options.paired or isinstance(parse_workload(spec.workload), Deployment):
-            return reference
-        costs, _, _ = cost_values(self.base().model, self.inputs(), spec, self.meter())
-        values = {k: v for k, v in reference.values.items() if not k.startswith("energy")} | costs
-        paired = CaseRecord(**{**reference.__dict__, "values": values,
-                               "notes": (*reference.notes, "time and energy re-measured next to the case")})
-        return self.score(paired, paired)
+        base = self.reference(case)
+        pair = self.options.paired and not isinstance(parse_workload(self.spec(case).workload), Deployment)
+        record, paired = self.measure(candidate, method, case_id, benchmark, case, base if pair else None)
+        reference = paired or base
+        return self.score(record, reference), reference
 
     def _reference_key(self, case: CaseSettings | None) -> str:
         spec = self.spec(case)
@@ -183,7 +200,7 @@ class Session:
         key = self._reference_key(case)
         if key not in self._references:
             base = Candidate(self.base().model)
-            record = self.measure(base, "base", case_id or "base", benchmark, case)
+            record, _ = self.measure(base, "base", case_id or "base", benchmark, case)
             self._references[key] = self.score(record, record)
         return self._references[key]
 
@@ -210,12 +227,10 @@ class Session:
         self.progress(f"measuring cache strategy {strategy_text}")
         values, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
                                   self.meter(), benchmark, self._cache_answers[key])
-        if self.options.paired:  # the no-cache answers timed again next to this case (see paired_reference)
+        if self.options.paired:  # the no-cache answers timed again next to this case (see measure_case)
             again, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
                                      self.meter(), None, self._cache_answers[key])
-            reference = CaseRecord(**{**reference.__dict__, "values": again,
-                                      "notes": (*reference.notes, "time and energy re-measured next to the case")})
-            reference = self.score(reference, reference)
+            reference = self._paired(reference, again)
         return self.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
 
     def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:
@@ -229,7 +244,7 @@ class Session:
         if opts is None:
             return record
         notes = tuple(n for n in record.notes if "left out of the opt score" not in n) + tuple(left_out)
-        return CaseRecord(**{**record.__dict__, "opt": opts, "notes": notes})
+        return dataclasses.replace(record, opt=opts, notes=notes)
 
     def numbers_with(self, record: CaseRecord, overrides: dict[str, float],
                      reference: dict[str, float] | None) -> dict[str, float]:
@@ -256,6 +271,9 @@ class Session:
             a, b = stored.values.get(name), record.values.get(name)
             if a and b and a.method != b.method:
                 diffs.append(f"{name} method {a.method!r} vs {b.method!r}")
+        threads = [r.values["time"].detail.get("threads") for r in (stored, record) if "time" in r.values]
+        if len(threads) == 2 and threads[0] != threads[1]:
+            diffs.append(f"torch threads {threads[0]!r} vs {threads[1]!r} (--llmeff-threads)")
         if diffs:
             return None, "stored baseline not comparable: " + "; ".join(diffs)
         return stored, ""
@@ -271,7 +289,7 @@ class Session:
                 result = BudgetResult(budget, "missing", f"{budget.text}: {note}", result.current)
             elif self.options.noise_aware:
                 result = judge(budget, result, record, reference, baseline, self.numbers_with,
-                               NoiseSettings(seed=self.options.seed))
+                               NoiseSettings(seed=self.options.seed), paired=_paired(record, reference))
             results.append(result)
         return CaseResult(record.case_id, record, reference, baseline, note, results)
 
@@ -279,28 +297,23 @@ class Session:
         """Keep a finished case for the summary and, if it passes, for the baselines."""
         self.results.append(result)
 
-    def retime(self, model: Any, record: CaseRecord, case: CaseSettings | None = None) -> CaseRecord | None:
-        """``record`` with as many timing rounds again (plain perf_counter loop, same plan), or None
-        for workloads that cannot be repeated this way (the deployment replay)."""
-        from pytest_llmeff.measure import latency
-        from pytest_llmeff.measure.case import time_measurement
-        from pytest_llmeff.measure.workloads import PerplexityPass, parse_workload
+    def retime(self, model: Any, record: CaseRecord, reference: CaseRecord,
+               case: CaseSettings | None = None) -> tuple[CaseRecord, CaseRecord] | None:
+        """``record`` and its paired ``reference`` measured once more, interleaved as before, with the
+        new time and energy samples added to the old ones (medians over all); None for workloads
+        measured without samples (the deployment replay)."""
+        from pytest_llmeff.measure.costs import paired_costs
 
-        spec = self.spec(case)
-        workload = parse_workload(spec.workload)
-        old = record.values["time"]
-        if not hasattr(workload, "build") or "samples" not in old.detail:
+        if "samples" not in record.values["time"].detail:
             return None
-        inputs = self.inputs()
-        extra = (workload.build(model, inputs.eval_ids, self.device, inputs.context_length, "")
-                 if isinstance(workload, PerplexityPass)
-                 else workload.build(model, inputs.eval_ids, self.device, inputs.context_length))
-        timing = latency.run_plain(extra.call, latency.TimingPlan(old.detail["rounds"], old.detail["iterations"], 0, 0))
-        merged = latency.Timing(tuple(old.detail["samples"]) + timing.samples, timing.iterations,
-                                f"{old.method} + {timing.method} (rerun)", 0)
-        values = dict(record.values)
-        values["time"] = time_measurement(merged, old.detail["workload"], old.detail["tokens_per_call"], self.device)
-        return CaseRecord(**{**record.__dict__, "values": values})
+        paired = "interleaved" in record.values["time"].method
+        costs, ref_costs = paired_costs(model, self.inputs(), self.spec(case), self.meter(), None,
+                                        self.base().model if paired else None)
+        record = dataclasses.replace(record, values=_merged(record.values, costs.values))
+        if ref_costs is not None:
+            pooled = dataclasses.replace(reference, values=_merged(reference.values, ref_costs))
+            reference = self.score(pooled, pooled)
+        return self.score(record, reference), reference
 
     def accept(self, case_id: str) -> None:
         """Called for cases that passed: their records may become baselines."""
@@ -340,6 +353,28 @@ class Session:
 
         stored = json.loads(self.store.path.read_text()).get("fingerprint", {})
         return library_differences(stored, self.fingerprint)
+
+
+def _paired(record: CaseRecord, reference: CaseRecord) -> bool:
+    """Whether ``record``'s samples were taken in turn with ``reference``'s (or are the same)."""
+    time = record.values.get("time")
+    return record.values == reference.values or (time is not None and "interleaved" in time.method)
+
+
+def _merged(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` values with the sampled figures (time, energy) pooled with ``new`` ones."""
+    from pytest_llmeff.verdicts import SAMPLED
+
+    out = dict(old)
+    for name in SAMPLED:
+        before, after = old.get(name), new.get(name)
+        if before is None or after is None or "samples" not in before.detail or "samples" not in after.detail:
+            continue
+        samples = [*before.detail["samples"], *after.detail["samples"]]
+        detail = {**before.detail, "samples": samples, "rounds": len(samples),
+                  "reruns": before.detail.get("reruns", 0) + 1}
+        out[name] = dataclasses.replace(before, value=statistics.median(samples), detail=detail)
+    return out
 
 
 def _dtype_label(model: Any) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from pytest_llmeff.fingerprint import fingerprint_id, hardware_differences
 from pytest_llmeff.records import CaseRecord
+from pytest_llmeff.verdicts import with_history
 
 SCHEMA = "pytest-llmeff/baselines"
 VERSION = 1
@@ -133,7 +134,7 @@ class BaselineStore:
             current = self._parse(_read(self.path)) if self.path.exists() else {}
             changes = [BaselineChange(cid, current[cid].numbers() if cid in current else None, rec.numbers())
                        for cid, rec in sorted(updates.items())]
-            current.update(updates)
+            current.update({cid: with_history(current.get(cid), rec) for cid, rec in updates.items()})
             payload = {
                 "schema": SCHEMA, "version": VERSION, "model": self.model,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -11,10 +11,27 @@ scores from them, and checks the budget on that replicate. The budget
 
 Figures without samples (perplexity, task scores, single energy windows) are the same in every
 replicate, so a budget on them alone gets the plain verdict.
+
+A case measured interleaved with the base model is resampled *paired*: one draw of call indices
+serves both, as the calls were made in turn under the same machine conditions. The base model
+judged against itself is therefore exactly itself in every replicate.
+
+Budgets against the **stored baseline** compare two runs, so the noise *between* runs counts too.
+Within-run resamples cannot see it (measured on the shared 2-core CPU kind: unchanged code's opt
+moved run to run by more than its resamples allowed). Such a budget:
+
+- passes when the current value is within the budget;
+- fails when it is past the budget **and** its distance from the baseline is more than
+  ``Z_BETWEEN`` standard deviations of the combined noise: the case's own (from the resamples) and
+  the machine's run-to-run spread of that figure (kept with the baseline, see
+  :func:`run_spread`) — the rule asv uses (a fixed factor and a significant difference);
+- is inconclusive otherwise (past the budget, but within the noise): more rounds may decide.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import statistics
 from collections.abc import Callable, Mapping
@@ -30,11 +47,63 @@ SAMPLED = ("time", "energy")
 Numbers = Callable[[CaseRecord, Mapping[str, float], Mapping[str, float] | None], dict[str, float]]
 
 
+# A failure against the stored baseline needs a distance of this many standard deviations of the
+# combined noise (one-sided p ≈ 0.006 for normal noise); see docs/BENCHMARKS.md "Gate calibration".
+Z_BETWEEN = 2.5
+# Run-to-run spread (SD of the log) of cost-based figures when the baseline holds fewer than
+# MIN_HISTORY recorded runs: the 2-core CPU kind's measured spread of paired opt scores.
+DEFAULT_RUN_SPREAD = 0.03
+MIN_HISTORY = 3
+
+
 @dataclass(frozen=True)
 class NoiseSettings:
     replicates: int = 500
     confidence: float = 0.95
     seed: int = 0
+    z_between: float = Z_BETWEEN
+    run_spread: float = DEFAULT_RUN_SPREAD
+
+
+def run_spread(baseline: CaseRecord, metric: str, default: float) -> tuple[float, str]:
+    """The run-to-run spread (SD of the log) of ``metric`` on this machine, and how it was obtained:
+    the SD of the values of earlier baseline updates kept with the baseline when there are enough,
+    never less than ``default`` for figures that depend on timing; 0 for deterministic ones
+    (perplexity, task scores)."""
+    history = [v for v in baseline.history.get(metric, ()) if v > 0]
+    current = baseline.numbers().get(metric)
+    values = [*history, current] if current and current > 0 else history
+    floor = default if _timing_based(metric) else 0.0
+    if len(values) >= MIN_HISTORY:
+        # A few runs estimate a spread loosely: the default stays the floor for timing-based figures.
+        measured = statistics.stdev([math.log(v) for v in values])
+        how = f"SD {measured * 100:.1f} % over {len(values)} recorded runs, floor {floor * 100:g} %"
+        return max(measured, floor), how
+    if floor:
+        return floor, f"default for this machine kind ({len(values)} recorded run(s))"
+    return 0.0, "deterministic"
+
+
+HISTORY = 5  # baseline updates kept per figure
+
+
+def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
+    """``new`` carrying ``old``'s timing-based figures into its history, when both measured the same
+    model: their perplexity is bit-identical (the evaluation is deterministic, so a compressor or
+    model change shows there). After a change the history starts afresh."""
+    if old is None or old.numbers().get("perplexity") != new.numbers().get("perplexity"):
+        return new
+    history = {m: (*old.history.get(m, ()), v)[-HISTORY:] for m, v in old.numbers().items()
+               if _timing_based(m) and m in new.numbers()}
+    return dataclasses.replace(new, history=history)
+
+
+def _timing_based(metric: str) -> bool:
+    from pytest_llmeff.metrics import METRICS
+
+    if metric == "opt" or metric.startswith("opt."):
+        return True
+    return metric in METRICS and METRICS.get(metric).cost
 
 
 def samples_of(record: CaseRecord) -> dict[str, list[float]]:
@@ -48,32 +117,51 @@ def samples_of(record: CaseRecord) -> dict[str, list[float]]:
     return out
 
 
-def _resample(samples: dict[str, list[float]], rng: random.Random) -> dict[str, float]:
-    return {k: statistics.median(rng.choices(v, k=len(v))) for k, v in samples.items()}
+def _resample(samples: dict[str, list[float]], rng: random.Random,
+              indices: dict[str, list[int]] | None = None) -> tuple[dict[str, float], dict[str, list[int]]]:
+    """Medians of one bootstrap draw per metric; ``indices`` reuses another record's draw (paired)."""
+    out, drawn = {}, {}
+    for k, v in samples.items():
+        idx = indices.get(k) if indices else None
+        if idx is None or max(idx, default=-1) >= len(v):
+            idx = [rng.randrange(len(v)) for _ in v]
+        drawn[k] = idx
+        out[k] = statistics.median(v[i] for i in idx)
+    return out, drawn
 
 
 def judge(budget: Budget, point: BudgetResult, record: CaseRecord, reference: CaseRecord,
-          baseline: CaseRecord | None, numbers: Numbers, settings: NoiseSettings = NoiseSettings()) -> BudgetResult:
+          baseline: CaseRecord | None, numbers: Numbers, settings: NoiseSettings = NoiseSettings(),
+          paired: bool = False) -> BudgetResult:
     """The noise-aware verdict of ``budget`` (``point`` is its check on the medians).
 
-    ``numbers`` (see :data:`Numbers`) comes from the session, which knows how opt is scored. A
-    stored baseline's opt stays as stored: its own run's reference samples are not kept.
+    ``numbers`` (see :data:`Numbers`) comes from the session, which knows how opt is scored.
+    ``paired``: the record was measured interleaved with ``reference`` (resampled with one draw).
+    A stored baseline's value stays as stored; its noise is its run-to-run spread.
     """
     if point.status == "missing":
         return point
-    sources = {"cur": samples_of(record), "ref": samples_of(reference),
-               "base": samples_of(baseline) if baseline is not None else {}}
-    if not any(sources.values()):
+    sources = {"cur": samples_of(record), "ref": samples_of(reference)}
+    if not any(sources.values()) and budget.reference != "baseline":
         return point
     rng = random.Random(settings.seed)
-    passed = 0
+    passed, logs = 0, []
     for _ in range(settings.replicates):
-        draws = {k: _resample(v, rng) for k, v in sources.items()}
-        ref = numbers(reference, draws["ref"], None)
-        cur = numbers(record, draws["cur"], ref)
-        base = numbers(baseline, draws["base"], None) if baseline is not None else None
-        passed += budget.check(cur, ref, base).status == "pass"
-    share = passed / settings.replicates
+        cur_draw, idx = _resample(sources["cur"], rng)
+        ref_draw, _ = _resample(sources["ref"], rng, idx if paired else None)
+        ref = numbers(reference, ref_draw, None)
+        cur = numbers(record, cur_draw, ref)
+        value = cur.get(budget.metric)
+        if value and value > 0:
+            logs.append(math.log(value))
+        passed += budget.check(cur, ref, baseline.numbers() if baseline is not None else None).status == "pass"
+    if budget.reference == "baseline" and baseline is not None:
+        own = statistics.stdev(logs) if len(logs) > 1 else 0.0
+        return _between_runs(budget, point, baseline, own, settings)
+    return _within_run(budget, point, passed / settings.replicates, settings)
+
+
+def _within_run(budget: Budget, point: BudgetResult, share: float, settings: NoiseSettings) -> BudgetResult:
     tail = (1 - settings.confidence) / 2
     if share >= 1 - tail:
         return BudgetResult(budget, "pass", f"{point.message} (pass in {share:.0%} of resamples)",
@@ -84,6 +172,27 @@ def judge(budget: Budget, point: BudgetResult, record: CaseRecord, reference: Ca
     return BudgetResult(budget, "inconclusive",
                         f"{point.message.split(';')[0]} — inconclusive: passes in {share:.0%} of resamples "
                         f"(needs ≥ {1 - tail:.1%} to pass, ≤ {tail:.1%} to fail)", point.current, point.limit)
+
+
+def _between_runs(budget: Budget, point: BudgetResult, baseline: CaseRecord, own: float,
+                  settings: NoiseSettings) -> BudgetResult:
+    """Against the stored baseline: past the budget and significantly off the baseline to fail."""
+    if point.status == "pass":
+        return point
+    stored = baseline.numbers().get(budget.metric)
+    spread, how = run_spread(baseline, budget.metric, settings.run_spread)
+    sigma = math.hypot(own, spread)
+    if not stored or stored <= 0 or point.current is None or point.current <= 0 or not math.isfinite(point.current):
+        return point
+    distance = abs(math.log(point.current / stored))
+    noise = (f"{distance * 100:.1f} % from the baseline against noise σ {sigma * 100:.1f} % "
+             f"(this run {own * 100:.1f} %, run to run {spread * 100:.1f} %: {how})")
+    if distance > settings.z_between * sigma:
+        return BudgetResult(budget, "fail", f"{point.message}; {noise}, more than {settings.z_between:g} σ",
+                            point.current, point.limit)
+    return BudgetResult(budget, "inconclusive",
+                        f"{point.message.split(';')[0]} — inconclusive: past the budget but {noise}, within "
+                        f"{settings.z_between:g} σ", point.current, point.limit)
 
 
 def sample_summary(record: CaseRecord) -> dict[str, Any]:

@@ -97,9 +97,15 @@ def run_with_benchmark(benchmark: Any, fn: Callable[[], Any], p: TimingPlan) -> 
     stats = getattr(meta, "stats", None)
     if stats is None:  # disabled: pedantic ran the function once and recorded nothing
         plain = run_plain(fn, p)
-        return Timing(plain.samples, p.iterations, plain.method, plain.calls_made + 1)
+        return Timing(plain.samples, p.iterations, plain.method, plain.calls_made + 1)  # + pedantic's one call
     # pytest-benchmark stores each round's time already divided by the iterations.
-    return Timing(tuple(stats.data), p.iterations, PYTEST_BENCHMARK, p.calls)
+    return Timing(tuple(stats.data), p.iterations, PYTEST_BENCHMARK, calls_inside_pedantic(p))
+
+
+def calls_inside_pedantic(p: TimingPlan) -> int:
+    """Calls ``benchmark.pedantic`` makes for ``p``: with iterations > 1 it calls the function
+    once more after the rounds (to return its result), inside any window around it."""
+    return p.calls + (1 if p.iterations > 1 else 0)
 
 
 def run_plain(fn: Callable[[], Any], p: TimingPlan) -> Timing:

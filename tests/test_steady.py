@@ -1,0 +1,126 @@
+"""Warm-up to steady state, call-by-call interleaving, the thread policy, and the gate's verdict
+against a stored baseline (between-run noise), on synthetic inputs with known answers."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from pytest_llmeff.budgets import Budget
+from pytest_llmeff.measure import latency, steady, threads
+from pytest_llmeff.records import CaseRecord, Measurement
+from pytest_llmeff.verdicts import NoiseSettings, judge, run_spread, with_history
+
+
+def test_warm_up_waits_for_first_use_work_to_end():
+    steady.compile_events()  # its first call imports torch's compiler: not part of this test
+    delays = iter([0.040, 0.032, 0.025, 0.019, 0.014, 0.010, 0.007, 0.005])  # a cache filling call by call
+
+    def speeding_up() -> None:
+        time.sleep(next(delays, 0.004))
+
+    warm = steady.warm_up([speeding_up])
+    assert warm.steady and warm.calls >= 11  # 8 faster and faster calls, then two windows of 3 steady ones
+    assert warm.estimate_s[0] < 0.006
+
+
+def test_warm_up_sees_torch_compile_and_gives_up_honestly():
+    torch = pytest.importorskip("torch")
+    compiled = torch.compile(lambda x: (x * 2).sum(), backend="eager")
+    shapes = iter(range(1, 10_000))
+
+    def recompiling() -> None:  # a new shape each call: dynamo captures a new graph every time
+        compiled(torch.ones(next(shapes)))
+
+    before = steady.compile_events()
+    warm = steady.warm_up([recompiling], max_s=1.0)
+    assert steady.compile_events() > before
+    assert warm.compiles > 0
+    if not warm.steady:  # dynamo may mark the shape dynamic and stop recompiling: then it settles
+        assert "did not reach a steady state" in warm.note()
+
+
+def test_interleaving_alternates_call_by_call_and_counts_exactly():
+    order: list[str] = []
+    cand, ref = steady.time_interleaved(None, lambda: order.append("c"), lambda: order.append("r"), 7)
+    assert order == ["r", "c"] * 7
+    assert cand.calls_made == ref.calls_made == 7 == len(cand.samples) == len(ref.samples)
+    alone, none = steady.time_interleaved(None, lambda: order.append("c"), None, 3)
+    assert none is None and alone.calls_made == 3
+
+
+def test_pedantic_makes_one_extra_call_only_with_iterations():
+    assert latency.calls_inside_pedantic(latency.TimingPlan(5, 4, 0, 0.0)) == 21
+    assert latency.calls_inside_pedantic(latency.TimingPlan(5, 1, 0, 0.0)) == 5
+
+
+def test_thread_policy_leaves_a_core_and_reads_the_cgroup_quota(tmp_path):
+    assert threads.auto_threads(2) == 1 and threads.auto_threads(1) == 1 and threads.auto_threads(16) == 15
+    quota = tmp_path / "cpu.max"
+    quota.write_text("100000 100000\n")
+    assert threads.usable_cores(quota) == 1
+    quota.write_text("max 100000\n")
+    assert threads.usable_cores(quota) >= 1
+
+
+# ----------------------------------------------------------------------- verdicts against a baseline
+def _record(opt: float, samples: list[float] | None = None, perplexity: float = 40.0,
+            history: dict | None = None) -> CaseRecord:
+    values = {"perplexity": Measurement(perplexity, "", "nonoverlap-256"),
+              "time": Measurement(0.01, "s", "perf_counter wall clock, interleaved call by call with the base model",
+                                  detail={"samples": samples or [0.01] * 20})}
+    return CaseRecord("c", "nf4", "embedded", "cpu", "float32", "forward-1x256", values,
+                      opt={"run": opt}, history=history or {})
+
+
+def _numbers(rec, overrides, reference):
+    out = rec.numbers() | dict(overrides)
+    if reference is not None:  # opt follows the resampled time ratio, as the real scorer's does
+        out["opt"] = rec.opt["run"] * out["time"] / reference["time"]
+    return out
+
+
+def _verdict(current: CaseRecord, baseline: CaseRecord, text: str = "opt<=baseline+10%", paired: bool = True) -> str:
+    budget = Budget.parse(text)
+    point = budget.check(current.numbers(), None, baseline.numbers())
+    return judge(budget, point, current, current, baseline, _numbers, NoiseSettings(), paired=paired).status
+
+
+def test_base_judged_against_itself_is_exact():
+    rng = random.Random(0)
+    base = _record(1.0, [0.01 * (1 + rng.uniform(-0.3, 0.3)) for _ in range(30)])
+    budget = Budget.parse("opt:+0%")
+    point = budget.check(base.numbers(), base.numbers())
+    assert judge(budget, point, base, base, None, _numbers, NoiseSettings(), paired=True).status == "pass"
+
+
+def test_unchanged_code_within_the_run_to_run_spread_never_fails():
+    assert _verdict(_record(1.06), _record(1.0)) == "pass"  # inside the budget
+    rng = random.Random(1)
+    noisy = [0.01 * (1 + rng.uniform(-0.6, 0.6)) for _ in range(15)]
+    # past it, within its own noise (resampled unpaired: the case's calls spread by ±60 %)
+    assert _verdict(_record(1.12, noisy), _record(1.0), paired=False) == "inconclusive"
+    assert _verdict(_record(1.12), _record(1.0)) == "fail"  # past it, and 11 % off: beyond 2.5 × 3 %
+
+
+def test_a_clear_regression_fails():
+    assert _verdict(_record(1.25), _record(1.0)) == "fail"
+    assert _verdict(_record(1.25), _record(1.0), "opt<=baseline+30%") == "pass"
+
+
+def test_measured_spread_replaces_the_default_only_upwards():
+    noisy = _record(1.0, history={"opt": (0.8, 1.25, 1.1)})
+    spread, how = run_spread(noisy, "opt", 0.03)
+    assert spread > 0.1 and "4 recorded runs" in how
+    assert _verdict(_record(1.25), noisy) == "inconclusive"  # the machine's own spread covers it
+    assert run_spread(_record(1.0, history={"opt": (1.0, 1.0)}), "opt", 0.03)[0] == 0.03
+    assert run_spread(_record(1.0), "perplexity", 0.03)[0] == 0.0  # deterministic
+
+
+def test_history_carries_over_only_for_the_same_model():
+    old = _record(1.0, history={"opt": (0.98,)})
+    assert with_history(old, _record(1.02)).history["opt"] == (0.98, 1.0)
+    assert with_history(old, _record(1.02, perplexity=41.0)).history == {}  # another model: afresh
+    assert with_history(None, _record(1.02)).history == {}
