@@ -152,8 +152,8 @@ class LlmeffCase:
             pytest.skip(f"cache:{strategy}: {why}")
         checks = self.budgets(f"cache:{strategy}", budgets)
         with clear_errors():
-            timed = strategy != "none" or not self.session.has_cache_reference(replay)
-            record, reference = self.session.cache_case(strategy, self.node_id,
+            timed = strategy != "none" or not self.session.references.has_cache_reference(replay)
+            record, reference = self.session.references.cache_case(strategy, self.node_id,
                                                         self.benchmark if timed else None, replay)
             record = dataclasses.replace(record, case_id=self.node_id)
             result = self.session.check(record, reference, checks)
@@ -204,15 +204,15 @@ class LlmeffCase:
     def _run(self, pipeline: Pipeline, checks: list[Budget]) -> CaseResult:
         session = self.session
         if pipeline.id == "base":
-            timed = not session.has_reference(self.settings)
-            reference = session.reference(self.settings, self.benchmark if timed else None, self.node_id)
+            timed = not session.references.has_reference(self.settings)
+            reference = session.references.reference(self.settings, self.benchmark if timed else None, self.node_id)
             record = dataclasses.replace(reference, case_id=self.node_id)
         else:
             try:
                 candidate = session.compress(pipeline)
             except Unsupported as exc:
                 pytest.skip(f"{pipeline.id}: {exc}")
-            record, reference = session.measure_case(candidate, pipeline.id, self.node_id, self.benchmark,
+            record, reference = session.references.measure_case(candidate, pipeline.id, self.node_id, self.benchmark,
                                                      self.settings)
             result = session.check(record, reference, checks)
             for attempt in range(session.options.reruns):
@@ -220,7 +220,7 @@ class LlmeffCase:
                     break
                 session.progress(f"{pipeline.id}: verdict inconclusive; timing again ({attempt + 1}/"
                                  f"{session.options.reruns})")
-                again = session.retime(candidate.model, record, reference, self.settings)
+                again = session.references.retime(candidate.model, record, reference, self.settings)
                 if again is None:
                     break
                 record, reference = again

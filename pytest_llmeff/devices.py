@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_llmeff.options import OptionError
+from pytest_llmeff.errors import OptionError
 
 
 def resolve_device(requested: str, worker: int | None = None) -> tuple[str, dict[str, Any] | None]:

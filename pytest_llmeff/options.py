@@ -14,6 +14,7 @@ from typing import Any
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
 from pytest_llmeff.carbon import CarbonError, check_pue, embodied_grams, intensity
 from pytest_llmeff.compress import CompressError, parse_pipeline
+from pytest_llmeff.errors import OptionError
 from pytest_llmeff.measure.energy import BACKENDS
 from pytest_llmeff.measure.perplexity import PerplexityProtocol
 from pytest_llmeff.measure.tasks import TaskError, parse_tasks
@@ -113,10 +114,6 @@ def add_options(parser: Any) -> None:
     for name, text in _FLAGS:
         group.addoption(_flag(name), dest=f"llmeff_{name}", action="store_true", default=None, help=text)
         parser.addini(f"llmeff_{name}", text, type="bool", default=False)
-
-
-class OptionError(ValueError):
-    """An invalid option value; shown to the user as a pytest usage error."""
 
 
 @dataclass(frozen=True)

@@ -7,31 +7,22 @@ except torch on GPU runs, where the device must be checked before any case start
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_llmeff.budgets import Budget, BudgetResult
 from pytest_llmeff.compress import Candidate, CompressContext, Pipeline, parse_pipeline
 from pytest_llmeff.devices import resolve_device
 from pytest_llmeff.fingerprint import library_differences, machine_fingerprint
-from pytest_llmeff.measure.case import EvalInputs, MeasureSpec, measure_model
+from pytest_llmeff.judge import Judge
+from pytest_llmeff.measure.case import EvalInputs, MeasureSpec
 from pytest_llmeff.options import Options
 from pytest_llmeff.records import CaseRecord
+from pytest_llmeff.references import References
 from pytest_llmeff.results import CaseResult, CaseSettings
-from pytest_llmeff.score import RecordScorer
 from pytest_llmeff.store import BaselineChange, BaselineStore
-from pytest_llmeff.verdicts import NoiseSettings, judge
-
-# Record fields that must agree before two records' numbers may be compared.
-COMPARABLE_FIELDS = ("workload", "device", "model")
-# Figures derived from a measurement's time or energy: replaced together when the costs are re-measured.
-COST_DERIVED = ("time", "co2e", "seconds_per_sample", "prefill_tokens_per_s", "decode_tokens_per_s",
-                "peak_memory_bytes")
 
 
 class Session:
@@ -48,13 +39,13 @@ class Session:
         self.store = BaselineStore(options.baselines, self.fingerprint, options.model.name,
                                    options.baseline_machine, options.force_compare)
         self.store.load()  # corrupt or foreign files fail now, before any case runs
-        self.scorer = RecordScorer(options.weights, options.opt_metrics)
+        self.judge = Judge(options, self.store)
+        self.score, self.check = self.judge.score, self.judge.check  # the session's verbs for a case
+        self.references = References(self)
         self.results: list[CaseResult] = []
         self.accepted: dict[str, CaseRecord] = {}
         self.baseline_changes: list[BaselineChange] = []
-        self._references: dict[str, CaseRecord] = {}
         self._prefixes: dict[str, Candidate] = {}  # structural pipeline prefixes, reused by later cases
-        self._cache_answers: dict[str, list[list[int]]] = {}  # no-cache answers per replay list
         self._base: Any = None
         self._text: Any = None
         self._eval_ids: list[int] | None = None
@@ -144,176 +135,9 @@ class Session:
                            tasks=self.options.tasks if case.tasks is None else case.tasks,
                            compile=self.options.compile, threads=self.options.threads)
 
-    def measure(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
-                case: CaseSettings | None = None, paired_with: CaseRecord | None = None,
-                ) -> tuple[CaseRecord, CaseRecord | None]:
-        """Measure ``candidate``; given ``paired_with`` (the run's base record), the base model is
-        timed again interleaved with it (see :mod:`pytest_llmeff.measure.costs`) and returned as
-        that record with its time and energy replaced (quality kept: it is deterministic)."""
-        spec = self.spec(case)
-        tasks = f", tasks {', '.join(t.name for t in spec.tasks)}" if spec.tasks else ""
-        self.progress(f"measuring {method}: perplexity ({spec.protocol}){tasks}, {spec.workload} latency and energy"
-                      + (", interleaved with the base model" if paired_with is not None else ""))
-        values, notes, ref_costs = measure_model(candidate.model, self.inputs(), spec, self.meter(), benchmark,
-                                                 candidate.info, self.base().model if paired_with else None)
-        record = self._record(case_id, method, values, tuple(candidate.notes) + tuple(notes))
-        record = dataclasses.replace(record, dtype=_dtype_label(candidate.model))
-        if paired_with is None or ref_costs is None:
-            return record, None
-        return record, self._paired(paired_with, ref_costs)
-
-    def _paired(self, reference: CaseRecord, costs: dict[str, Any]) -> CaseRecord:
-        """``reference`` with the cost figures measured next to a case (every cost-derived figure of
-        the old measurement dropped, so none is left beside a missing one)."""
-        kept = {k: v for k, v in reference.values.items() if k not in COST_DERIVED and not k.startswith("energy")}
-        paired = dataclasses.replace(reference, values=kept | costs, notes=(
-            *reference.notes, "time and energy measured interleaved with the case"))
-        return self.score(paired, paired)
-
-    def measure_case(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
-                     case: CaseSettings | None = None) -> tuple[CaseRecord, CaseRecord]:
-        """A candidate's record scored against the base model (interleaved with it unless
-        --llmeff-unpaired or the deployment replay), and that reference."""
-        from pytest_llmeff.measure.deployment import Deployment
-        from pytest_llmeff.measure.workloads import parse_workload
-
-        base = self.reference(case)
-        pair = self.options.paired and not isinstance(parse_workload(self.spec(case).workload), Deployment)
-        record, paired = self.measure(candidate, method, case_id, benchmark, case, base if pair else None)
-        reference = paired or base
-        return self.score(record, reference), reference
-
-    def _reference_key(self, case: CaseSettings | None) -> str:
-        spec = self.spec(case)
-        return f"{spec.workload}|{spec.tasks!r}"
-
-    def has_reference(self, case: CaseSettings | None = None) -> bool:
-        return self._reference_key(case) in self._references
-
-    def has_cache_reference(self, replay: Any = None) -> bool:
-        from pytest_llmeff.measure.caching import Replay
-
-        return f"cache:{replay or Replay(seed=self.options.seed)}" in self._references
-
-    def reference(self, case: CaseSettings | None = None, benchmark: Any = None, case_id: str = "") -> CaseRecord:
-        """The base model measured under the case's workload and tasks (once per run)."""
-        key = self._reference_key(case)
-        if key not in self._references:
-            base = Candidate(self.base().model)
-            record, _ = self.measure(base, "base", case_id or "base", benchmark, case)
-            self._references[key] = self.score(record, record)
-        return self._references[key]
-
-    def cache_case(self, strategy_text: str, case_id: str, benchmark: Any = None,
-                   replay: Any = None) -> tuple[CaseRecord, CaseRecord]:
-        """Measure a cache strategy on the replay list; returns (record, the no-cache reference)."""
-        from pytest_llmeff.measure.caching import Replay, parse_strategy
-        from pytest_llmeff.measure.case import measure_cache
-
-        replay = replay or Replay(seed=self.options.seed)
-        prompts = replay.build(self.eval_ids())
-        model, tok, spec = self.base().model, self.base().tokenizer, self.spec()
-        key = f"cache:{replay}"
-        if key not in self._references:
-            self.progress(f"measuring the no-cache reference on {len(prompts)} replayed prompts")
-            values, answers = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"),
-                                            spec, self.meter(), benchmark if strategy_text == "none" else None)
-            record = self._record(case_id, "cache:none", values)
-            self._references[key] = self.score(record, record)
-            self._cache_answers[key] = answers
-        reference = self._references[key]
-        if strategy_text == "none":
-            return reference, reference
-        self.progress(f"measuring cache strategy {strategy_text}")
-        values, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
-                                  self.meter(), benchmark, self._cache_answers[key])
-        if self.options.paired:  # the no-cache answers timed again next to this case (see measure_case)
-            again, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
-                                     self.meter(), None, self._cache_answers[key])
-            reference = self._paired(reference, again)
-        return self.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
-
-    def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:
-        return CaseRecord(case_id=case_id, method=method, model=self.options.model.name, device=self.device,
-                          dtype=_dtype_label(self.base().model),
-                          workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
-
-    def score(self, record: CaseRecord, reference: CaseRecord) -> CaseRecord:
-        """``record`` with its opt scores (every preset, plus the run's weights as ``run``)."""
-        opts, left_out = self.scorer.scores(record.numbers(), reference.numbers())
-        if opts is None:
-            return record
-        notes = tuple(n for n in record.notes if "left out of the opt score" not in n) + tuple(left_out)
-        return dataclasses.replace(record, opt=opts, notes=notes)
-
-    def numbers_with(self, record: CaseRecord, overrides: dict[str, float],
-                     reference: dict[str, float] | None) -> dict[str, float]:
-        """``record``'s numbers with ``overrides`` in and, given reference numbers, opt recomputed
-        (the noise-aware verdicts evaluate budgets on resampled timings this way)."""
-        values = record.numbers() | dict(overrides)
-        opts = self.scorer.scores(values, reference)[0] if reference is not None else None
-        if opts:
-            values.update({f"opt.{k}": v for k, v in opts.items()})
-            values["opt"] = opts["run"]
-        return values
-
-    # ------------------------------------------------------------------ budgets and baselines
-    def baseline_for(self, record: CaseRecord) -> tuple[CaseRecord | None, str]:
-        """The stored baseline this record may be compared with, or None and why not."""
-        stored = self.store.get(record.case_id)
-        if stored is None:
-            others = self.store.other_machines()
-            elsewhere = f"; baselines exist for other machines: {', '.join(others)}" if others else ""
-            return None, f"no baseline for this case in {self.store.path}{elsewhere}"
-        diffs = [f"{f} {getattr(stored, f)!r} vs {getattr(record, f)!r}" for f in COMPARABLE_FIELDS
-                 if getattr(stored, f) != getattr(record, f)]
-        for name in ("perplexity", "energy"):
-            a, b = stored.values.get(name), record.values.get(name)
-            if a and b and a.method != b.method:
-                diffs.append(f"{name} method {a.method!r} vs {b.method!r}")
-        threads = [r.values["time"].detail.get("threads") for r in (stored, record) if "time" in r.values]
-        if len(threads) == 2 and threads[0] != threads[1]:
-            diffs.append(f"torch threads {threads[0]!r} vs {threads[1]!r} (--llmeff-threads)")
-        if diffs:
-            return None, "stored baseline not comparable: " + "; ".join(diffs)
-        return stored, ""
-
-    def check(self, record: CaseRecord, reference: CaseRecord, budgets: list[Budget]) -> CaseResult:
-        baseline, note = self.baseline_for(record)
-        results = []
-        for budget in budgets:
-            if budget.reference == "baseline" and self.options.update_baselines:
-                continue  # the baseline is being replaced: comparing with the old one would block that
-            result = budget.check(record.numbers(), reference.numbers(), baseline.numbers() if baseline else None)
-            if result.status == "missing" and budget.reference == "baseline" and note:
-                result = BudgetResult(budget, "missing", f"{budget.text}: {note}", result.current)
-            elif self.options.noise_aware:
-                result = judge(budget, result, record, reference, baseline, self.numbers_with,
-                               NoiseSettings(seed=self.options.seed), paired=_paired(record, reference))
-            results.append(result)
-        return CaseResult(record.case_id, record, reference, baseline, note, results)
-
     def add(self, result: CaseResult) -> None:
         """Keep a finished case for the summary and, if it passes, for the baselines."""
         self.results.append(result)
-
-    def retime(self, model: Any, record: CaseRecord, reference: CaseRecord,
-               case: CaseSettings | None = None) -> tuple[CaseRecord, CaseRecord] | None:
-        """``record`` and its paired ``reference`` measured once more, interleaved as before, with the
-        new time and energy samples added to the old ones (medians over all); None for workloads
-        measured without samples (the deployment replay)."""
-        from pytest_llmeff.measure.costs import paired_costs
-
-        if "samples" not in record.values["time"].detail:
-            return None
-        paired = "interleaved" in record.values["time"].method
-        costs, ref_costs = paired_costs(model, self.inputs(), self.spec(case), self.meter(), None,
-                                        self.base().model if paired else None)
-        record = dataclasses.replace(record, values=_merged(record.values, costs.values))
-        if ref_costs is not None:
-            pooled = dataclasses.replace(reference, values=_merged(reference.values, ref_costs))
-            reference = self.score(pooled, pooled)
-        return self.score(record, reference), reference
 
     def accept(self, case_id: str) -> None:
         """Called for cases that passed: their records may become baselines."""
@@ -353,40 +177,3 @@ class Session:
 
         stored = json.loads(self.store.path.read_text()).get("fingerprint", {})
         return library_differences(stored, self.fingerprint)
-
-
-def _paired(record: CaseRecord, reference: CaseRecord) -> bool:
-    """Whether ``record``'s samples were taken in turn with ``reference``'s (or are the same)."""
-    time = record.values.get("time")
-    return record.values == reference.values or (time is not None and "interleaved" in time.method)
-
-
-def _merged(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """``old`` values with the sampled figures (time, energy) pooled with ``new`` ones."""
-    from pytest_llmeff.verdicts import SAMPLED
-
-    out = dict(old)
-    for name in SAMPLED:
-        before, after = old.get(name), new.get(name)
-        if before is None or after is None or "samples" not in before.detail or "samples" not in after.detail:
-            continue
-        samples = [*before.detail["samples"], *after.detail["samples"]]
-        detail = {**before.detail, "samples": samples, "rounds": len(samples),
-                  "reruns": before.detail.get("reruns", 0) + 1}
-        out[name] = dataclasses.replace(before, value=statistics.median(samples), detail=detail)
-    return out
-
-
-def _dtype_label(model: Any) -> str:
-    quant = getattr(model, "quantization_config", None) or getattr(getattr(model, "config", None),
-                                                                    "quantization_config", None)
-    base = str(getattr(model, "dtype", "")).replace("torch.", "")
-    if quant is not None:
-        def field(name: str, default: Any = None) -> Any:  # gptqmodel keeps the config as a dict
-            return quant.get(name, default) if isinstance(quant, dict) else getattr(quant, name, default)
-
-        method = field("quant_method")
-        method = getattr(method, "value", method)
-        bits = "int8" if field("load_in_8bit", False) else field("bnb_4bit_quant_type", "")
-        return f"{method}:{bits or field('bits', '?')} ({base} activations)"
-    return base

@@ -28,20 +28,6 @@ GEN_PROMPT_WORDS, GEN_TARGET_WORDS = 10, 3
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
-def docs_mc(fewshot: int = 0, limit: int = 0) -> Any:
-    from pytest_llmeff.measure.tasks import TaskSpec
-
-    return TaskSpec("llmeff_docs_mc", "llmeff_docs_mc", int(fewshot), "acc_norm", max_fewshot=MC_TRAIN,
-                    limit=int(limit) or None, local=True)
-
-
-def docs_gen(fewshot: int = 0, limit: int = 0) -> Any:
-    from pytest_llmeff.measure.tasks import TaskSpec
-
-    return TaskSpec("llmeff_docs_gen", "llmeff_docs_gen", int(fewshot), "rouge_l", max_fewshot=GEN_TRAIN,
-                    limit=int(limit) or None, local=True)
-
-
 def _sentences(text: str) -> list[str]:
     return [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
 

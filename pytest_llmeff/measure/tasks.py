@@ -77,8 +77,26 @@ for _spec in (
     TaskSpec("ifeval", "ifeval", 0, "prompt_level_strict_acc", max_fewshot=0),
 ):
     TASKS.register(_spec.name, _task(_spec))
-TASKS.register("llmeff_docs_mc", "pytest_llmeff.measure.local_tasks:docs_mc")
-TASKS.register("llmeff_docs_gen", "pytest_llmeff.measure.local_tasks:docs_gen")
+
+
+def docs_mc(fewshot: int = 0, limit: int = 0) -> TaskSpec:
+    """The project's 4-way next-sentence task (see :mod:`pytest_llmeff.measure.local_tasks`)."""
+    from pytest_llmeff.measure.local_tasks import MC_TRAIN
+
+    return TaskSpec("llmeff_docs_mc", "llmeff_docs_mc", int(fewshot), "acc_norm", max_fewshot=MC_TRAIN,
+                    limit=int(limit) or None, local=True)
+
+
+def docs_gen(fewshot: int = 0, limit: int = 0) -> TaskSpec:
+    """The project's continue-a-sentence task, scored by ROUGE-L."""
+    from pytest_llmeff.measure.local_tasks import GEN_TRAIN
+
+    return TaskSpec("llmeff_docs_gen", "llmeff_docs_gen", int(fewshot), "rouge_l", max_fewshot=GEN_TRAIN,
+                    limit=int(limit) or None, local=True)
+
+
+TASKS.register("llmeff_docs_mc", docs_mc)
+TASKS.register("llmeff_docs_gen", docs_gen)
 
 
 def parse_tasks(text: str) -> list[TaskSpec]:

@@ -131,6 +131,49 @@ def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, de
     return model, curve
 
 
+def _corpus_snapshot(snapshot: Path, reuse: bool) -> dict[str, Any]:
+    """Write (or, with ``reuse``, keep) the corpus snapshot; returns how it was collected."""
+    provenance = corpus_mod.snapshot_provenance()
+    if reuse and snapshot.exists():
+        _log(f"reusing corpus snapshot {snapshot}")
+        old = snapshot.parent / "RECIPE.json"
+        if old.exists():
+            provenance = json.loads(old.read_text())["corpus"]["collected_with"]
+    else:
+        _log("collecting documentation text from this interpreter's standard library")
+        corpus_mod.write_snapshot(corpus_mod.collect_documents(), snapshot)
+    return provenance
+
+
+def _recipe_record(recipe: Recipe, n_params: int, snapshot: Path, provenance: Any, splits: dict[str, Any],
+                   train_texts: list[str], train_ids: list[int], heldout_ids: list[int], final: Any, device: str,
+                   minutes: float, curve: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """RECIPE.json: the recipe, corpus hashes, the shipped weights' figure, the curve and versions."""
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "recipe": asdict(recipe),
+        "parameters": n_params,
+        "corpus": {"file": snapshot.name, "sha256": sha256_file(snapshot),
+                   "train_documents": len(train_texts), "heldout_documents": len(splits["heldout"]),
+                   "train_tokens": len(train_ids), "heldout_tokens": len(heldout_ids),
+                   "collected_with": provenance},
+        "heldout_perplexity": {"value": round(final.value, 3), "protocol": final.protocol,
+                               "tokens_scored": final.tokens_scored, "dtype": final.dtype,
+                               "device": final.device},
+        "training": {"device": device, "minutes": round(minutes, 1),
+                     "steps_run": curve[-1]["step"], "curve": curve,
+                     "machine": platform.processor() or platform.machine()},
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
+                     "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+        "sha256": {name: sha256_file(out / name)
+                   for name in ("model.safetensors", "tokenizer.json", "config.json")},
+        "built": time.strftime("%Y-%m-%d"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=REFERENCE_DIR, help="output folder")
@@ -142,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the corpus snapshot in --out instead of re-reading the stdlib")
     args = parser.parse_args(argv)
 
-    import tokenizers
     import torch
-    import transformers
 
     recipe = Recipe(steps=args.steps)
     out: Path = args.out
@@ -152,15 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
     snapshot = out / "corpus.jsonl.gz"
-    provenance = corpus_mod.snapshot_provenance()
-    if args.reuse_corpus and snapshot.exists():
-        _log(f"reusing corpus snapshot {snapshot}")
-        old = out / "RECIPE.json"
-        if old.exists():
-            provenance = json.loads(old.read_text())["corpus"]["collected_with"]
-    else:
-        _log("collecting documentation text from this interpreter's standard library")
-        corpus_mod.write_snapshot(corpus_mod.collect_documents(), snapshot)
+    provenance = _corpus_snapshot(snapshot, args.reuse_corpus)
     splits = corpus_mod.read_snapshot(snapshot)
     train_texts = [d.text for d in splits["train"]]
     heldout_text = corpus_mod.DOC_SEPARATOR.join(d.text for d in splits["heldout"])
@@ -185,25 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     shipped = GPT2LMHeadModel.from_pretrained(out, dtype=torch.float32).eval()
     final = perplexity(shipped, heldout_ids, recipe.eval_protocol)
     n_params = sum(p.numel() for p in shipped.parameters())
-    record = {
-        "recipe": asdict(recipe),
-        "parameters": n_params,
-        "corpus": {"file": snapshot.name, "sha256": sha256_file(snapshot),
-                   "train_documents": len(train_texts), "heldout_documents": len(splits["heldout"]),
-                   "train_tokens": len(train_ids), "heldout_tokens": len(heldout_ids),
-                   "collected_with": provenance},
-        "heldout_perplexity": {"value": round(final.value, 3), "protocol": final.protocol,
-                               "tokens_scored": final.tokens_scored, "dtype": final.dtype,
-                               "device": final.device},
-        "training": {"device": args.device, "minutes": round(minutes, 1),
-                     "steps_run": curve[-1]["step"], "curve": curve,
-                     "machine": platform.processor() or platform.machine()},
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
-        "sha256": {name: sha256_file(out / name)
-                   for name in ("model.safetensors", "tokenizer.json", "config.json")},
-        "built": time.strftime("%Y-%m-%d"),
-    }
+    record = _recipe_record(recipe, n_params, snapshot, provenance, splits, train_texts, train_ids, heldout_ids,
+                            final, args.device, minutes, curve, out)
     (out / "RECIPE.json").write_text(json.dumps(record, indent=2) + "\n")
     _log(f"done: {n_params:,} parameters, held-out perplexity {final.value:.2f} "
          f"({final.protocol}, {final.tokens_scored:,} tokens) after {minutes:.1f} min")
