@@ -137,7 +137,7 @@ class References:
                                         run.base().model if paired else None)
         record = dataclasses.replace(record, values=_merged(record.values, costs.values))
         if ref_costs is not None:
-            pooled = dataclasses.replace(reference, values=_merged(reference.values, ref_costs))
+            pooled = dataclasses.replace(reference, values=_merged(reference.values, ref_costs.values))
             reference = self.session.score(pooled, pooled)
         return self.session.score(record, reference), reference
 
