@@ -185,15 +185,25 @@ def _idle_first(meter: Any, spec: MeasureSpec) -> None:
 
 def generation_values(job: Any, seconds_per_call: float) -> dict[str, Measurement]:
     """Seconds per sample, and tokens/s of the prefill (prompt pass, timed alone) and of the decode
-    (the rest of the call): the two phases bound different hardware limits."""
+    (the rest of the call): the two phases bound different hardware limits.
+
+    The prompt pass already yields the first new token of each sample, so the decode interval
+    holds ``new_tokens − 1`` forward steps per sample: decode tokens/s divides those, not every new
+    token, by the decode time.
+    """
     prefill = latency.run_plain(job.prefill, latency.plan(job.prefill, min_window_s=0.3, min_rounds=5)).median_s
     decode = max(seconds_per_call - prefill, 1e-9)
+    decode_tokens = job.tokens - job.samples  # the first new token of each sample came from the prefill
     how = "perf_counter wall clock; decode = generate call − prefill pass"
-    return {
+    out = {
         "seconds_per_sample": Measurement(seconds_per_call / job.samples, "s", "median call / samples"),
-        "prefill_tokens_per_s": Measurement(job.prompt_tokens / prefill, "tok/s", how),
-        "decode_tokens_per_s": Measurement(job.tokens / decode, "tok/s", how),
+        "prefill_tokens_per_s": Measurement(job.prompt_tokens / prefill, "tok/s", how,
+                                            detail={"tokens": job.prompt_tokens, "seconds": prefill}),
     }
+    if decode_tokens > 0:  # one new token: there is no decode step to time
+        out["decode_tokens_per_s"] = Measurement(decode_tokens / decode, "tok/s", how + " (new tokens − 1 steps)",
+                                                 detail={"tokens": decode_tokens, "seconds": decode})
+    return out
 
 
 def time_measurement(timing: Any, workload_id: str, tokens: int, device: str) -> Measurement:
