@@ -243,8 +243,10 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)
     if settings.idle:
         idle_w = sum(meter.idle_power().values())  # measured once, before the first window (_idle_first)
-        idle = min(idle_w * seconds_per_call, totals.median)
-        how = "idle power (measured once, process asleep) × seconds per call"
+        # The idle power over the window's own length per call: the energy per call is the window's
+        # total / calls, and that window also holds the time between calls and the meter's last step.
+        idle = min(idle_w * summarize([r.seconds / c for r, c in windows]).median, totals.median)
+        how = "idle power (measured once, process asleep) × window seconds / calls"
         out["energy.idle"] = Measurement(idle, "J", how, first.estimated)
         out["energy.active"] = Measurement(totals.median - idle, "J", "energy − idle", first.estimated)
     out["energy_per_token"] = Measurement(totals.median / tokens, "J", "energy / tokens per call", first.estimated)
