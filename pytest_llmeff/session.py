@@ -161,7 +161,7 @@ class Session:
         if not self.options.paired or isinstance(parse_workload(spec.workload), Deployment):
             return reference
         costs, _, _ = cost_values(self.base().model, self.inputs(), spec, self.meter())
-        values = {k: v for k, v in reference.values.items() if not k.startswith("energy")} | costs
+        values = {k: v for k, v in reference.values.items() if not k.startswith(("energy", "co2e"))} | costs
         paired = CaseRecord(**{**reference.__dict__, "values": values,
                                "notes": (*reference.notes, "time and energy re-measured next to the case")})
         return self.score(paired, paired)
