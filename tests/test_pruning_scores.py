@@ -113,3 +113,17 @@ def test_head_pruning_that_removes_nothing_says_why(embedded):
     assert pruned.info["heads"] == 36.0
     note = pruned.notes[0]
     assert note.startswith("ah90: no head gives more than 0.9 of its attention to one token; highest 0.0")
+
+
+def test_report_holds_both_pruning_maps(embedded, tmp_path):
+    from pytest_llmeff.compress.maps import pruning_maps, removed_by
+    from pytest_llmeff.report_files import write_report
+
+    maps = pruning_maps(context(embedded), samples=2)
+    assert [len(layer) for layer in maps.heads] == [6] * 6 and maps.unit == "head"
+    assert [len(row) for row in maps.distances] == [5, 4, 3, 2, 1]
+    assert removed_by(maps, 0.0) == 6 * 5  # every head above: one per layer stays
+    written = write_report([], tmp_path, maps=maps)
+    assert {tmp_path / "heads.png", tmp_path / "layers.png"} <= set(written)
+    page = (tmp_path / "report.html").read_text()
+    assert 'href="heads.png"' in page and 'href="layers.png"' in page and "per-layer max" in page
