@@ -38,7 +38,7 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("dtype", "string", "auto", f"base model dtype: {', '.join(DTYPES)} (auto: float32)"),
     ("dataset", "string", "embedded", "evaluation text: 'embedded', 'wikitext2', a text file, or a folder "
      "with train.txt/test.txt"),
-    ("protocol", "string", "", "perplexity protocol: nonoverlap-<ctx> or stride-<s> "
+    ("protocol", "string", "", "perplexity protocol: nonoverlap-<ctx>, stride-<s>[/<window>] or lmeval-rolling "
      "(default nonoverlap-<model context, at most 1024>)"),
     ("eval_windows", "string", "0", "score at most this many perplexity windows (0: all)"),
     ("workload", "string", "forward", "what one timed call does: forward[(batch=,ctx=)], "

@@ -4,7 +4,10 @@ Plots (matplotlib, PNG, embedded in the HTML):
 - Pareto view: quality (perplexity) against latency and against energy, the non-dominated cases
   joined — the cases worth considering sit on that line;
 - opt score per preset for every case (lower is better; the base model is 1);
-- energy per call split into CPU / GPU / RAM, hatched where the figure is an estimate.
+- energy per call split into CPU / GPU / RAM, hatched where the figure is an estimate;
+- the base model's pruning maps (the third study's pictures), written as ``heads.png`` and
+  ``layers.png`` and linked from the page: per-head scores against the AH90 / AH80 thresholds,
+  and the angular distance between layers ℓ and ℓ + n, each row n normalised to [0, 1].
 """
 
 from __future__ import annotations
@@ -149,15 +152,66 @@ def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
     return out
 
 
+def pruning_plots(maps: Any) -> dict[str, str]:
+    """Base64 PNGs ``heads`` and ``layers`` of :class:`pytest_llmeff.compress.maps.PruningMaps`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = {}
+    scores = np.array([row + [np.nan] * (max(map(len, maps.heads)) - len(row)) for row in maps.heads])
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * scores.shape[1], 0.9 + 0.5 * scores.shape[0]))
+    image = ax.imshow(scores, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for (layer, unit), value in np.ndenumerate(scores):
+        over = [t for t in maps.thresholds if value > t]
+        mark = f"\n> {max(over):g}" if over else ""
+        ax.text(unit, layer, f"{value:.2f}{mark}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 else "white", fontweight="bold" if over else "normal")
+    bar = fig.colorbar(image, ax=ax)
+    for t in maps.thresholds:
+        bar.ax.axhline(t, color="red", lw=1)
+    bar.set_label("share of attention one token receives (red: " + ", ".join(f"{t:g}" for t in maps.thresholds) + ")")
+    ax.set_xlabel(maps.unit)
+    ax.set_ylabel("layer")
+    ax.set_title(f"head scores; removed above the threshold ({maps.samples} × {maps.window} tokens)", fontsize=9)
+    out["heads"] = _png(fig)
+    plt.close(fig)
+    n_layers = len(maps.distances) + 1
+    grid = np.full((n_layers - 1, n_layers - 1), np.nan)
+    for n, row in enumerate(maps.distances, start=1):
+        values = np.array(row)
+        span = values.max() - values.min()
+        grid[n - 1, :len(row)] = (values - values.min()) / span if span > 0 else 0.0
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * n_layers, 1.2 + 0.5 * n_layers))
+    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    for n, row in enumerate(maps.distances, start=1):
+        for start, d in enumerate(row):
+            ax.text(start, n - 1, f"{d:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if grid[n - 1, start] > 0.6 else "white")
+    fig.colorbar(image, ax=ax).set_label("angular distance, each row normalised to [0, 1]")
+    ax.set_xlabel("first layer ℓ")
+    ax.set_ylabel("block size n")
+    ax.set_yticks(range(n_layers - 1), [str(n) for n in range(1, n_layers)])
+    ax.set_title(f"d(h_ℓ, h_ℓ+n) at the {maps.position} token (values: raw distance)", fontsize=9)
+    out["layers"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
 def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[str, str] | None = None,
-                 title: str = "pytest-llmeff run", references: Mapping[str, CaseRecord] | None = None) -> list[Path]:
-    """Write ``summary.md``, ``report.html`` and one PNG per plot into ``folder``."""
+                 title: str = "pytest-llmeff run", references: Mapping[str, CaseRecord] | None = None,
+                 maps: Any = None) -> list[Path]:
+    """Write ``summary.md``, ``report.html`` and one PNG per plot into ``folder`` (and the pruning
+    maps ``heads.png`` / ``layers.png`` when ``maps`` is given)."""
     folder.mkdir(parents=True, exist_ok=True)
     md = markdown(records, verdicts, title, references)
     (folder / "summary.md").write_text(md, encoding="utf-8")
     images = plots(records)
+    linked = pruning_plots(maps) if maps is not None else {}
     written = [folder / "summary.md"]
-    for name, data in images.items():
+    for name, data in {**images, **linked}.items():
         path = folder / f"{name}.png"
         path.write_bytes(base64.b64decode(data))
         written.append(path)
@@ -171,6 +225,7 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
                     for line in md.splitlines() if line.startswith("- "))
     figures = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{d}"><figcaption>{n}</figcaption></figure>'
                       for n, d in images.items())
+    figures += _maps_section(maps, linked)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
@@ -181,7 +236,19 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
     return written
 
 
-def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[str, Any], device: str) -> None:
+def _maps_section(maps: Any, linked: Mapping[str, str]) -> str:
+    if maps is None:
+        return ""
+    from pytest_llmeff.compress.maps import summary
+
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary(maps))
+    pictures = "".join(f'<figure><a href="{n}.png"><img alt="{n}" src="{n}.png"></a>'
+                       f'<figcaption><a href="{n}.png">{n}.png</a></figcaption></figure>' for n in linked)
+    return f"<h2>Pruning maps of the base model</h2><ul>{items}</ul>{pictures}"
+
+
+def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[str, Any], device: str,
+                      maps: Any = None) -> None:
     """The files a run was asked for: ``--llmeff-json``, ``--llmeff-report``, ``--llmeff-markdown``."""
     import json
 
@@ -200,7 +267,7 @@ def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[st
         options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     title = f"pytest-llmeff: {options.model.name} on {device}"
     if options.report_dir:
-        write_report(records, options.report_dir, verdicts, title, references)
+        write_report(records, options.report_dir, verdicts, title, references, maps)
     if options.markdown_path:
         with open(options.markdown_path, "a", encoding="utf-8") as fh:
             fh.write(markdown(records, verdicts, title, references))

@@ -167,7 +167,13 @@ class Session:
     def write_outputs(self) -> None:
         from pytest_llmeff.report_files import write_run_outputs
 
-        write_run_outputs(self.results, self.options, self.fingerprint, self.device)
+        maps = None
+        loaded = self._base is not None and not isinstance(self._base, Exception)  # no load for a picture
+        if self.options.report_dir and self.results and loaded:
+            from pytest_llmeff.compress.maps import pruning_maps  # the base model's pruning pictures
+
+            maps = pruning_maps(self.context())
+        write_run_outputs(self.results, self.options, self.fingerprint, self.device, maps)
 
     def library_drift(self) -> list[str]:
         """Library versions that differ from those the stored baselines were recorded with."""

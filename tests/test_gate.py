@@ -102,10 +102,12 @@ def test_reports_junit_and_markdown(project):
                                           "--junitxml=junit.xml")
     result.assert_outcomes(passed=2)
     folder = project.path / "report"
-    assert {p.name for p in folder.iterdir()} >= {"summary.md", "report.html", "pareto.png", "opt.png", "energy.png"}
+    assert {p.name for p in folder.iterdir()} >= {"summary.md", "report.html", "pareto.png", "opt.png", "energy.png",
+                                                  "heads.png", "layers.png"}
     page = _Page()
     page.feed((folder / "report.html").read_text())
-    assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    embedded = [src for src in page.images if src.startswith("data:image/png;base64,")]
+    assert len(embedded) == 3 and sorted(set(page.images) - set(embedded)) == ["heads.png", "layers.png"]
     assert page.cells > 10
     md = summary.read_text()
     assert "| case | perplexity |" in md and "| maybe-slow |" in md and "(estimated)" in md

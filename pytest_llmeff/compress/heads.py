@@ -1,11 +1,20 @@
 """Attention-head pruning (AH90 / AH80): remove heads whose attention collapses onto one token.
 
-A head is called unimportant when, on calibration text, the largest weight in each query's
-attention row — the share of attention the single most-attended token receives — averaged over
-query positions and samples exceeds the threshold (0.9 for AH90, 0.8 for AH80). Attention maps
-come from eager attention (sdpa returns none). The heads are then removed structurally
+The first study's rule: "If a single token receives most of the attention, the head likely does
+not contain any important connections." A head's score is therefore the largest share of its
+attention that one key position receives: for each position j, ``(1/T)·Σ_i A[i, j]`` over every
+query i of a T-token window (rows sum to 1, so these shares sum to 1 over j), averaged over the
+calibration windows; the score is the maximum over j — in practice token 0, the attention sink.
+A head scoring above the threshold (0.9 for AH90, 0.8 for AH80) is removed.
+
+Why every query and not only those that can see j (i ≥ j): the last positions are seen by few
+queries, so a head attending to the current token would score ~1 at j = T−1 and a previous-token
+head ~0.5 at j = T−2 — the sharp heads that attend to *different* tokens, which the rule keeps.
+(Nor each query's own largest weight: that flags the same sharp heads.) Attention maps come from
+eager attention (sdpa returns none). Under grouped-query attention the unit is a KV group, its
+shares the mean over the group's query heads. The heads are removed structurally
 (:mod:`pytest_llmeff.compress.structure`), so the projections shrink and compute really drops.
-Every layer keeps at least its least dominated head.
+Every layer keeps at least its lowest-scoring unit.
 """
 
 from __future__ import annotations
@@ -19,11 +28,11 @@ from pytest_llmeff.compress.base import Candidate, CompressContext, CompressErro
 from pytest_llmeff.compress.calibration import calibration_windows
 
 
-def dominance(model: Any, windows: Any, batch_size: int = 4) -> list[Any]:
-    """Per layer, per attention unit: the mean over queries and samples of the row maximum.
+def received_attention(model: Any, windows: Any, batch_size: int = 4) -> list[Any]:
+    """Per layer, a ``(units, T)`` tensor: the share of each unit's attention that key position j
+    receives, ``(1/T)·Σ_i A[i, j]`` over all queries i, averaged over the windows ``(n, T)``.
 
-    For grouped-query attention a unit is a KV group; its score is the mean over its query heads.
-    Returns a list (one per layer) of 1-D tensors.
+    A unit is a head, or a KV group under grouped-query attention (mean over its query heads).
     """
     import torch
 
@@ -31,23 +40,26 @@ def dominance(model: Any, windows: Any, batch_size: int = 4) -> list[Any]:
     model.set_attn_implementation("eager")
     device = next(model.parameters()).device
     sums: list[Any] = []
-    count = 0
     try:
         with torch.inference_mode():
             for b in range(0, windows.shape[0], batch_size):
                 batch = windows[b:b + batch_size].to(device)
                 attentions = model(input_ids=batch, output_attentions=True).attentions  # L × (B, H, T, T)
-                row_max = [a.float().amax(dim=-1).sum(dim=(0, 2)) for a in attentions]  # L × (H,)
-                sums = row_max if not sums else [s + r for s, r in zip(sums, row_max, strict=True)]
-                count += batch.shape[0] * batch.shape[1]
+                columns = [a.float().sum(dim=(0, 2)) for a in attentions]  # L × (H, T): Σ over samples, queries
+                sums = columns if not sums else [s + c for s, c in zip(sums, columns, strict=True)]
     finally:
         model.set_attn_implementation(previous)
-    scores = [s / count for s in sums]
-    layout = structure.head_layout(model)
+    n, length = windows.shape
     out = []
-    for score, (q_heads, kv_heads, _) in zip(scores, layout, strict=True):
-        out.append(score.view(kv_heads, q_heads // kv_heads).mean(dim=1).cpu())
+    for total, (q_heads, kv_heads, _) in zip(sums, structure.head_layout(model), strict=True):
+        shares = total / (n * length)  # (H, T)
+        out.append(shares.view(kv_heads, q_heads // kv_heads, length).mean(dim=1).cpu())
     return out
+
+
+def head_scores(received: list[Any]) -> list[Any]:
+    """Per layer, per unit: the largest share of its attention that a single token receives."""
+    return [r.amax(dim=-1) for r in received]
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class HeadPruning(Compressor):
     """Remove attention heads dominated by one token.
 
     Attributes:
-        threshold: prune a unit whose mean row-maximum attention exceeds this, in (0, 1].
+        threshold: prune a unit when one token receives more than this share of its attention, in (0, 1].
         samples: calibration windows (of the model's context, at most 512 tokens).
     """
 
@@ -76,7 +88,8 @@ class HeadPruning(Compressor):
     def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
         model = copy.deepcopy(candidate.model) if candidate.pristine else candidate.model
         ctx.progress(f"{self.id}: scoring attention heads on {self.samples} calibration windows")
-        scores = dominance(model, calibration_windows(ctx, self.samples))
+        received = received_attention(model, calibration_windows(ctx, self.samples))
+        scores = head_scores(received)
         before = structure.head_layout(model)
         removed, forced = [], []
         for layer, score in enumerate(scores):
@@ -88,17 +101,27 @@ class HeadPruning(Compressor):
                 removed.append(f"{layer}:{sorted(set(range(score.numel())) - set(keep))}")
                 structure.keep_heads(model, layer, keep)
         after = structure.head_layout(model)
-        units = "KV groups" if any(q != kv for q, kv, _ in before) else "heads"
         notes = list(candidate.notes)
-        total_before, total_after = sum(q for q, _, _ in before), sum(q for q, _, _ in after)
-        top = max(float(s.max()) for s in scores)
-        notes.append(f"{self.id}: removed {total_before - total_after} of {total_before} query heads "
-                     f"(unit: {units}) — {'; '.join(removed) or 'none above the threshold'}; "
-                     f"highest head score {top:.3f}")
+        notes.append(self._note(before, after, received, removed))
         if forced:
             notes.append(f"{self.id}: layers {forced} had every unit above the threshold; one was kept")
-        info = dict(candidate.info, heads=float(total_after))
+        info = dict(candidate.info, heads=float(sum(q for q, _, _ in after)))
         return Candidate(model, False, candidate.steps + [self.id], notes, info)
+
+    def _note(self, before: list[tuple[int, int, int]], after: list[tuple[int, int, int]], received: list[Any],
+              removed: list[str]) -> str:
+        """What was removed, or why nothing was: the highest score, where, and on which token."""
+        layer = max(range(len(received)), key=lambda i: float(received[i].max()))
+        unit, token = divmod(int(received[layer].argmax()), received[layer].shape[1])
+        kind = "KV group" if any(q != kv for q, kv, _ in before) else "head"
+        top = f"highest {float(received[layer].max()):.3f} (layer {layer}, {kind} {unit}, token {token})"
+        if not removed:
+            return (f"{self.id}: no {kind} gives more than {self.threshold:g} of its attention to one token; "
+                    f"{top}")
+        total_before, total_after = sum(q for q, _, _ in before), sum(q for q, _, _ in after)
+        return (f"{self.id}: removed {total_before - total_after} of {total_before} query heads "
+                f"(unit: {kind}s, share of attention one token receives > {self.threshold:g}) — "
+                f"{'; '.join(removed)}; {top}")
 
 
 def ah(threshold: float = 0.9, samples: int = 16) -> Compressor:

@@ -37,6 +37,7 @@ def quality_values(model: Any, inputs: EvalInputs, spec: MeasureSpec) -> dict[st
             ppl = perplexity(model, inputs.eval_ids, spec.protocol, max_windows=spec.eval_windows)
         values = {"perplexity": Measurement(ppl.value, "", ppl.protocol, detail={
             "dataset": spec.dataset, "tokens_scored": ppl.tokens_scored, "windows": ppl.windows,
+            "window": ppl.window,
             "dtype": ppl.dtype, "device": ppl.device, "seconds": round(ppl.seconds, 3),
             "tokens_per_s": round(ppl.tokens_scored / ppl.seconds, 1), "compiled": compiled})}
     if spec.tasks:

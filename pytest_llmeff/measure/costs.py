@@ -123,15 +123,25 @@ def _idle_first(meter: Any, spec: MeasureSpec) -> None:
 
 def generation_values(job: Any, seconds_per_call: float) -> dict[str, Measurement]:
     """Seconds per sample, and tokens/s of the prefill (prompt pass, timed alone) and of the decode
-    (the rest of the call): the two phases bound different hardware limits."""
+    (the rest of the call): the two phases bound different hardware limits.
+
+    The prompt pass already yields the first new token of each sample, so the decode interval
+    holds ``new_tokens − 1`` forward steps per sample: decode tokens/s divides those, not every new
+    token, by the decode time.
+    """
     prefill = latency.run_plain(job.prefill, latency.plan(job.prefill, min_window_s=0.3, min_rounds=5)).median_s
     decode = max(seconds_per_call - prefill, 1e-9)
+    decode_tokens = job.tokens - job.samples  # the first new token of each sample came from the prefill
     how = "perf_counter wall clock; decode = generate call − prefill pass"
-    return {
+    out = {
         "seconds_per_sample": Measurement(seconds_per_call / job.samples, "s", "median call / samples"),
-        "prefill_tokens_per_s": Measurement(job.prompt_tokens / prefill, "tok/s", how),
-        "decode_tokens_per_s": Measurement(job.tokens / decode, "tok/s", how),
+        "prefill_tokens_per_s": Measurement(job.prompt_tokens / prefill, "tok/s", how,
+                                            detail={"tokens": job.prompt_tokens, "seconds": prefill}),
     }
+    if decode_tokens > 0:  # one new token: there is no decode step to time
+        out["decode_tokens_per_s"] = Measurement(decode_tokens / decode, "tok/s", how + " (new tokens − 1 steps)",
+                                                 detail={"tokens": decode_tokens, "seconds": decode})
+    return out
 
 
 def time_measurement(timing: latency.Timing, workload_id: str, tokens: int, spec: MeasureSpec,
@@ -167,8 +177,10 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)
     if settings.idle:
         idle_w = sum(meter.idle_power().values())  # measured once, before the first window (_idle_first)
-        idle = min(idle_w * seconds_per_call, totals.median)
-        how = "idle power (measured once, process asleep) × seconds per call"
+        # The idle power over the window's own length per call: the energy per call is the window's
+        # total / calls, and that window also holds the time between calls and the meter's last step.
+        idle = min(idle_w * summarize([r.seconds / c for r, c in windows]).median, totals.median)
+        how = "idle power (measured once, process asleep) × window seconds / calls"
         out["energy.idle"] = Measurement(idle, "J", how, first.estimated)
         out["energy.active"] = Measurement(totals.median - idle, "J", "energy − idle", first.estimated)
     out["energy_per_token"] = Measurement(totals.median / tokens, "J", "energy / tokens per call", first.estimated)
@@ -184,5 +196,3 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
             how += f" + embodied ({kg:g} kg chip over {years:g} years, by runtime)"
         out["co2e"] = Measurement(grams, "g", how, True)
     return out
-
-

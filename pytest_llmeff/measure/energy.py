@@ -363,7 +363,6 @@ class EnergyMeter:
         try:
             yield window
         finally:
-            seconds = time.perf_counter() - started
             parts: dict[str, ComponentEnergy] = {}
             try:
                 for m in self.meters:
@@ -371,6 +370,9 @@ class EnergyMeter:
                         parts[comp] = ComponentEnergy(comp, joules, m.method, m.estimated)
             except EnergyInconclusive as exc:
                 window.error = str(exc)
+            # Read after every stop: NVML's stop waits for the counter's next step, and the energy
+            # it (and every meter stopped after it) reports runs to that step, so the window does.
+            seconds = time.perf_counter() - started
             if window.error is None:
                 window.reading, window.error = _validate(parts, seconds, self.meters, idle)
 

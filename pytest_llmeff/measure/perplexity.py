@@ -4,8 +4,13 @@ Protocols (the id is stored with every value):
 - ``nonoverlap-<ctx>``: the GPTQ-paper protocol. Documents joined with ``"\\n\\n"``, tokenised once,
   cut into back-to-back windows of ``ctx`` tokens, the ragged tail dropped; each window is scored on
   its own (no context carried over), and perplexity is ``exp`` of the mean token loss.
-- ``stride-<s>``: Hugging Face's sliding window. Windows of the model context advance by ``s``
-  tokens; only the last ``s`` tokens of each window are scored, with the rest as context.
+- ``stride-<s>``: Hugging Face's sliding window ("Perplexity of fixed-length models"): windows of
+  ``max_length`` tokens start every ``s`` tokens; each scores the tokens after the previous window's
+  end ("trg_len = end_loc - prev_end_loc"), the rest is context, and the loop ends with the window
+  that reaches the text's end — so every token but the first is scored once, the last ones too.
+  ``max_length`` is the model's context capped at 1024 (the guide's GPT-2 window; a 128k-context
+  model is not evaluated in 131,072-token windows); ``stride-<s>/<w>`` names the window. The
+  guide's own count subtracts one token per window; here every scored token counts once.
 - ``lmeval-rolling``: lm-eval's ``loglikelihood_rolling`` (its wikitext task): each document is
   scored on its own, from a prefix (end-of-text) token, in disjoint windows of the model context
   (lm-eval's own window functions), batched here. Reported as word perplexity
@@ -21,32 +26,39 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-_PROTOCOL = re.compile(r"^(nonoverlap|stride)-(\d+)$")
+_PROTOCOL = re.compile(r"^(nonoverlap|stride)-(\d+)(?:/(\d+))?$")
 ROLLING = "lmeval-rolling"
+STRIDE_WINDOW_CAP = 1024  # the stride protocol's default window: the model context, at most this
 
 
 @dataclass(frozen=True)
 class PerplexityProtocol:
-    """A parsed protocol id such as ``nonoverlap-256`` or ``stride-128``."""
+    """A parsed protocol id such as ``nonoverlap-256``, ``stride-128`` or ``stride-512/2048``."""
 
     kind: str
     size: int
+    window: int = 0  # stride only: the window length (0: the model context, at most 1024)
 
     @classmethod
     def parse(cls, text: str) -> PerplexityProtocol:
         if text.strip() == ROLLING:
             return cls(ROLLING, 0)
         match = _PROTOCOL.match(text.strip())
-        if not match or int(match.group(2)) < 2:
+        window = int(match.group(3)) if match and match.group(3) else 0
+        if (not match or int(match.group(2)) < 2 or (match.group(3) and match.group(1) != "stride")
+                or (window and window < int(match.group(2)))):
             raise ValueError(
-                f"unknown perplexity protocol {text!r}: expected 'nonoverlap-<ctx>', 'stride-<s>' "
-                f"with a whole number of tokens ≥ 2 (e.g. 'nonoverlap-256'), or '{ROLLING}'"
+                f"unknown perplexity protocol {text!r}: expected 'nonoverlap-<ctx>', 'stride-<s>' or "
+                f"'stride-<s>/<window>' with whole numbers of tokens ≥ 2, window ≥ s (e.g. "
+                f"'nonoverlap-256'), or '{ROLLING}'"
             )
-        return cls(match.group(1), int(match.group(2)))
+        return cls(match.group(1), int(match.group(2)), window)
 
     @property
     def id(self) -> str:
-        return ROLLING if self.kind == ROLLING else f"{self.kind}-{self.size}"
+        if self.kind == ROLLING:
+            return ROLLING
+        return f"{self.kind}-{self.size}" + (f"/{self.window}" if self.window else "")
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class PerplexityResult:
     dtype: str
     device: str
     seconds: float  # wall clock of the evaluation, for tokens/s
+    window: int = 0  # the longest window scored (the stride protocol's window length)
 
     @property
     def mean_nll(self) -> float:
@@ -89,7 +102,8 @@ def perplexity(
     Args:
         model: a transformers causal LM (any dtype / device / quantisation).
         token_ids: the evaluation text, already tokenised as one stream.
-        protocol: ``nonoverlap-<ctx>`` or ``stride-<s>``; ``ctx`` may not exceed the model's positions.
+        protocol: ``nonoverlap-<ctx>``, ``stride-<s>`` or ``stride-<s>/<window>``; ``ctx`` and
+            ``window`` may not exceed the model's positions.
         batch_size: windows scored per forward pass (batched windows keep matmuls large).
         max_windows: score only the first N windows (quick runs); recorded in ``windows``.
     """
@@ -108,17 +122,7 @@ def perplexity(
         # (n_windows, ctx); every window scores ctx-1 tokens: the first has no context.
         windows = [(ids[i * ctx:(i + 1) * ctx], 1) for i in range(n_windows)]
     else:
-        if n_positions is None:
-            raise ValueError("the stride protocol needs the model's context length (n_positions)")
-        stride, ctx = proto.size, n_positions
-        if stride > ctx:
-            raise ValueError(f"stride {stride} is larger than the model context {ctx}")
-        windows = []
-        for start in range(0, max(ids.numel() - ctx, 0) + 1, stride):
-            # Score only the last `stride` tokens (all but the first window), the rest is context;
-            # a window's first token has no context and is never scored.
-            first_scored = 1 if start == 0 else max(1, ctx - stride)
-            windows.append((ids[start:start + ctx], first_scored))
+        windows = stride_windows(ids, proto, n_positions)
     if max_windows is not None:
         windows = windows[:max_windows]
     if not windows:
@@ -129,8 +133,7 @@ def perplexity(
     with torch.inference_mode():
         # Summed on the device: a host read per row would stall the GPU once per row.
         total = torch.zeros((), dtype=torch.float64, device=device)
-        for b in range(0, len(windows), batch_size):
-            chunk = windows[b:b + batch_size]
+        for chunk in _equal_length_batches(windows, batch_size):
             batch = torch.stack([w for w, _ in chunk]).to(device)  # (B, ctx)
             # use_cache=False: scoring needs no KV cache, and building one copies every layer's K/V.
             logits = model(input_ids=batch, use_cache=False).logits  # (B, ctx, vocab)
@@ -152,6 +155,7 @@ def perplexity(
         dtype=str(dtype).replace("torch.", ""),
         device=str(device),
         seconds=seconds,
+        window=max(w.numel() for w, _ in windows),
     )
 
 
@@ -221,6 +225,50 @@ def rolling_perplexity(model: Any, tokenizer: Any, documents: list[str] | tuple[
         documents=len(docs), tokens_scored=scored, dtype=str(dtype).replace("torch.", ""), device=str(device),
         seconds=time.perf_counter() - started,
     )
+
+
+def stride_windows(ids: Any, proto: PerplexityProtocol, n_positions: int | None) -> list[tuple[Any, int]]:
+    """The sliding-window loop of Hugging Face's perplexity guide, as (window, first scored index):
+
+        for begin_loc in range(0, seq_len, stride):
+            end_loc = min(begin_loc + max_length, seq_len)
+            trg_len = end_loc - prev_end_loc  # may be different from stride on last loop
+            ...
+            if end_loc == seq_len: break
+
+    A window's first token has no context and is never scored (the labels shift by one).
+    """
+    stride = proto.size
+    window = proto.window or min(n_positions or 0, STRIDE_WINDOW_CAP)
+    if not window:
+        raise ValueError("the stride protocol needs the model's context length (n_positions) "
+                         "or an explicit window: stride-<s>/<window>")
+    if n_positions is not None and window > n_positions:
+        raise ValueError(f"protocol {proto.id} needs {window} positions; the model has {n_positions}")
+    if stride > window:
+        raise ValueError(f"stride {stride} is larger than the model context {window}")
+    out, prev_end, seq_len = [], 0, ids.numel()
+    for begin in range(0, seq_len, stride):
+        end = min(begin + window, seq_len)
+        first_scored = max(1, prev_end - begin)  # tokens before prev_end were scored already
+        if end - begin > first_scored:
+            out.append((ids[begin:end], first_scored))
+        prev_end = end
+        if end == seq_len:
+            break
+    return out
+
+
+def _equal_length_batches(windows: list[tuple[Any, int]], batch_size: int) -> list[list[tuple[Any, int]]]:
+    """Consecutive windows in batches of at most ``batch_size``, a batch never mixing lengths (the
+    stride protocol's last window is shorter)."""
+    out: list[list[tuple[Any, int]]] = []
+    for w in windows:
+        if out and len(out[-1]) < batch_size and out[-1][0][0].numel() == w[0].numel():
+            out[-1].append(w)
+        else:
+            out.append([w])
+    return out
 
 
 def _context_length(model: Any) -> int | None:
