@@ -27,7 +27,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
+def library_version(dist: str) -> str | None:
     try:
         return metadata.version(dist.replace("_", "-"))
     except metadata.PackageNotFoundError:
@@ -45,7 +45,7 @@ def machine_fingerprint(device: str = "cpu", accelerator: dict[str, Any] | None 
         "accelerator_detail": accelerator or {},
         "os": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
-        "libraries": {name: v for name in _LIBRARIES if (v := _version(name))},
+        "libraries": {name: v for name in _LIBRARIES if (v := library_version(name))},
         "extra": dict(extra or {}),
     }
 

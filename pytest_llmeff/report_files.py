@@ -85,71 +85,87 @@ def _pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, 
 
 
 def plots(records: Sequence[CaseRecord]) -> dict[str, str]:
-    """Base64 PNGs by name: ``pareto``, ``opt``, ``energy``."""
+    """Base64 PNGs by name: ``pareto``, ``opt``, ``energy`` (each only where a case has its figures)."""
     import matplotlib
-
-    from pytest_llmeff.report import labels
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
     out = {}
+    for name, draw in (("pareto", _pareto_plot), ("opt", _opt_plot), ("energy", _energy_plot)):
+        fig = draw(plt, records)
+        if fig is not None:
+            out[name] = _png(fig)
+            plt.close(fig)
+    return out
+
+
+def _pareto_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
     quality = [r for r in records if "perplexity" in r.values and "time" in r.values]
     groups: dict[str, list[CaseRecord]] = {}
     for r in quality:  # timings of different workloads do not share an axis
         groups.setdefault(r.workload, []).append(r)
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:3]
-    if ordered:
-        fig, axes = plt.subplots(len(ordered), 2, figsize=(11, 4.2 * len(ordered)), squeeze=False)
-        for row, (workload, group) in zip(axes, ordered, strict=False):
-            for ax, key, unit in ((row[0], "time", "ms per call"), (row[1], "energy", "mJ per call")):
-                pts = [(r.values[key].value * 1e3, r.values["perplexity"].value, r.method)
-                       for r in group if key in r.values]
-                if not pts:
-                    ax.set_visible(False)
-                    continue
-                front = _pareto(pts)
-                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, color="tab:gray")
-                ax.plot([p[0] for p in front], [p[1] for p in front], "o--", lw=1, ms=5, color="tab:blue")
-                for x, y, name in front:  # only the front is labelled: the rest is dominated
-                    ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-                est = ", estimated" if any(r.values[key].estimated for r in group if key in r.values) else ""
-                ax.set_xlabel(f"{key} ({unit}{est})")
-                ax.set_ylabel(f"perplexity ({group[0].values['perplexity'].method})")
-                ax.set_title(f"{workload}: Pareto front in blue", fontsize=9)
-        out["pareto"] = _png(fig)
-        plt.close(fig)
+    if not ordered:
+        return None
+    fig, axes = plt.subplots(len(ordered), 2, figsize=(11, 4.2 * len(ordered)), squeeze=False)
+    for row, (workload, group) in zip(axes, ordered, strict=False):
+        for ax, key, unit in ((row[0], "time", "ms per call"), (row[1], "energy", "mJ per call")):
+            pts = [(r.values[key].value * 1e3, r.values["perplexity"].value, r.method)
+                   for r in group if key in r.values]
+            if not pts:
+                ax.set_visible(False)
+                continue
+            front = _pareto(pts)
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, color="tab:gray")
+            ax.plot([p[0] for p in front], [p[1] for p in front], "o--", lw=1, ms=5, color="tab:blue")
+            for x, y, name in front:  # only the front is labelled: the rest is dominated
+                ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            est = ", estimated" if any(r.values[key].estimated for r in group if key in r.values) else ""
+            ax.set_xlabel(f"{key} ({unit}{est})")
+            ax.set_ylabel(f"perplexity ({group[0].values['perplexity'].method})")
+            ax.set_title(f"{workload}: Pareto front in blue", fontsize=9)
+    return fig
+
+
+def _opt_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
+    from pytest_llmeff.report import labels
+
     scored = [r for r in records if r.opt]
-    if scored:
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(scored)), 4))
-        width = 0.8 / len(PRESETS)
-        for i, preset in enumerate(PRESETS):
-            ax.bar([j + i * width for j in range(len(scored))], [r.opt.get(preset, 0) for r in scored],
-                   width, label=preset)
-        ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xticks([j + width for j in range(len(scored))], labels(scored), rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("opt score (lower is better, base = 1)")
-        ax.legend()
-        out["opt"] = _png(fig)
-        plt.close(fig)
+    if not scored:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(scored)), 4))
+    width = 0.8 / len(PRESETS)
+    for i, preset in enumerate(PRESETS):
+        ax.bar([j + i * width for j in range(len(scored))], [r.opt.get(preset, 0) for r in scored],
+               width, label=preset)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks([j + width for j in range(len(scored))], labels(scored), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("opt score (lower is better, base = 1)")
+    ax.legend()
+    return fig
+
+
+def _energy_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
+    from pytest_llmeff.report import labels
+
     split = [r for r in records if any(f"energy.{c}" in r.values for c in ("cpu", "gpu", "ram"))]
-    if split:
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(split)), 4))
-        bottom = [0.0] * len(split)
-        for comp in ("cpu", "gpu", "ram"):
-            if not any(f"energy.{comp}" in r.values for r in split):
-                continue  # a component no case measured (no GPU) gets no legend entry
-            vals = [r.values[f"energy.{comp}"].value * 1e3 if f"energy.{comp}" in r.values else 0 for r in split]
-            estimated = any(r.values[f"energy.{comp}"].estimated for r in split if f"energy.{comp}" in r.values)
-            ax.bar(range(len(split)), vals, bottom=bottom, label=comp + (" (estimated)" if estimated else ""),
-                   hatch="//" if estimated else None)
-            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-        ax.set_xticks(range(len(split)), labels(split), rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("energy per call, mJ")
-        ax.legend()
-        out["energy"] = _png(fig)
-        plt.close(fig)
-    return out
+    if not split:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(split)), 4))
+    bottom = [0.0] * len(split)
+    for comp in ("cpu", "gpu", "ram"):
+        if not any(f"energy.{comp}" in r.values for r in split):
+            continue  # a component no case measured (no GPU) gets no legend entry
+        vals = [r.values[f"energy.{comp}"].value * 1e3 if f"energy.{comp}" in r.values else 0 for r in split]
+        estimated = any(r.values[f"energy.{comp}"].estimated for r in split if f"energy.{comp}" in r.values)
+        ax.bar(range(len(split)), vals, bottom=bottom, label=comp + (" (estimated)" if estimated else ""),
+               hatch="//" if estimated else None)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(range(len(split)), labels(split), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("energy per call, mJ")
+    ax.legend()
+    return fig
 
 
 def pruning_plots(maps: Any) -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from pytest_llmeff.compress import structure
 from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor
 from pytest_llmeff.compress.calibration import train_token_stream
+from pytest_llmeff.fingerprint import library_version
 
 LOSSES = ("forward_kl", "reverse_kl", "seqkd")
 
@@ -165,13 +166,9 @@ def train_student(student: Any, teacher: Any, ctx: CompressContext, recipe: Trai
     return curve
 
 
-def _versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    from pytest_llmeff import __version__
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "pytest_llmeff": __version__}
+def _versions() -> dict[str, str | None]:
+    return {key: library_version(dist) for key, dist in
+            (("torch", "torch"), ("transformers", "transformers"), ("pytest_llmeff", "pytest-llmeff"))}
 
 
 def cache_key(teacher: Any, recipe: TrainRecipe, student_spec: str, ctx: CompressContext) -> str:

@@ -89,6 +89,17 @@ def _model_device_dtype(model: Any) -> tuple[Any, Any]:
     return param.device, dtype
 
 
+def _windows(ids: Any, proto: PerplexityProtocol, n_positions: int | None) -> list[tuple[Any, int]]:
+    """(window, first scored position) pairs of ``proto`` over the token stream ``ids``."""
+    if proto.kind != "nonoverlap":
+        return stride_windows(ids, proto, n_positions)
+    ctx = proto.size
+    if n_positions is not None and ctx > n_positions:
+        raise ValueError(f"protocol {proto.id} needs {ctx} positions; the model has {n_positions}")
+    # (n_windows, ctx); every window scores ctx-1 tokens: the first has no context.
+    return [(ids[i * ctx:(i + 1) * ctx], 1) for i in range(ids.numel() // ctx)]
+
+
 def perplexity(
     model: Any,
     token_ids: list[int],
@@ -114,15 +125,7 @@ def perplexity(
     device, dtype = _model_device_dtype(model)
     ids = torch.tensor(token_ids, dtype=torch.long)
 
-    if proto.kind == "nonoverlap":
-        ctx = proto.size
-        if n_positions is not None and ctx > n_positions:
-            raise ValueError(f"protocol {proto.id} needs {ctx} positions; the model has {n_positions}")
-        n_windows = ids.numel() // ctx
-        # (n_windows, ctx); every window scores ctx-1 tokens: the first has no context.
-        windows = [(ids[i * ctx:(i + 1) * ctx], 1) for i in range(n_windows)]
-    else:
-        windows = stride_windows(ids, proto, n_positions)
+    windows = _windows(ids, proto, n_positions)
     if max_windows is not None:
         windows = windows[:max_windows]
     if not windows:
