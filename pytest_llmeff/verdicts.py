@@ -89,10 +89,14 @@ HISTORY = 5  # baseline updates kept per figure
 
 def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     """``new`` carrying ``old``'s timing-based figures into its history, when both measured the same
-    model: their perplexity is bit-identical (the evaluation is deterministic, so a compressor or
-    model change shows there). After a change the history starts afresh."""
+    model the same way: their perplexity is bit-identical (the evaluation is deterministic, so a
+    compressor or model change shows there), and workload, device and torch threads agree. After a
+    change the history starts afresh."""
     if old is None or old.numbers().get("perplexity") != new.numbers().get("perplexity"):
         return new
+    threads = [r.values["time"].detail.get("threads") if "time" in r.values else None for r in (old, new)]
+    if threads[0] != threads[1] or (old.workload, old.device) != (new.workload, new.device):
+        return new  # measured another way: not a repeat of the same measurement
     history = {m: (*old.history.get(m, ()), v)[-HISTORY:] for m, v in old.numbers().items()
                if _timing_based(m) and m in new.numbers()}
     return dataclasses.replace(new, history=history)

@@ -3,6 +3,7 @@ against a stored baseline (between-run noise), on synthetic inputs with known an
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
@@ -124,3 +125,7 @@ def test_history_carries_over_only_for_the_same_model():
     assert with_history(old, _record(1.02)).history["opt"] == (0.98, 1.0)
     assert with_history(old, _record(1.02, perplexity=41.0)).history == {}  # another model: afresh
     assert with_history(None, _record(1.02)).history == {}
+    other = _record(1.0)
+    other = dataclasses.replace(other, values={**other.values, "time": dataclasses.replace(
+        other.values["time"], detail={**other.values["time"].detail, "threads": 2})})
+    assert with_history(other, _record(1.02)).history == {}  # timed with another thread count
