@@ -47,10 +47,10 @@ def clear_errors() -> Iterator[None]:
         skipped = f"energy meter unavailable: {exc}"
     except TaskUnavailable as exc:  # lm-eval cannot load a task's data here (offline)
         skipped = str(exc)
-    # Raised outside the handlers: inside one, pytest would print the error twice ("During handling
-    # of the above exception, another exception occurred").
+    # Without its context: pytest would print the error twice ("During handling of the above
+    # exception, another exception occurred"); __exit__ still runs while the original is handled.
     if failure is not None:
-        pytest.fail(failure, pytrace=False)
+        raise pytest.fail.Exception(failure, pytrace=False) from None
     if skipped is not None:
         pytest.skip(skipped)
 
