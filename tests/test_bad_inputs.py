@@ -315,7 +315,7 @@ import pytest
 def test_base(llmeff, compressor):
     llmeff.run(compressor)
 
-@pytest.mark.llmeff(compressors=["nf5", "nf4+ah80"])
+@pytest.mark.llmeff(compressors=["nf5", "nf4+ah80", "int8+nf4"])
 def test_bad_compressors(llmeff, compressor):
     llmeff.run(compressor)
 
@@ -363,10 +363,11 @@ def test_marker_mistakes_and_ctrl_c_then_an_unwritable_baselines_folder(project,
     with read_only(project.path / "baselines"):
         result = run(project, "--llmeff-update-baselines", "--llmeff-json=run.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.assert_outcomes(passed=1, failed=5, errors=2)
+    result.assert_outcomes(passed=1, failed=5, errors=3)
     result.stdout.fnmatch_lines_random([
         "*unknown compressor 'nf5' — did you mean 'nf4'*",
-        "*nf4+ah80*",
+        "*'ah80' (structural) cannot follow 'nf4' (quantize)*",
+        "*two quantize steps (int8, nf4)*",
         "*test_malformed_budget*malformed budget 'perplexity:5%'*",
         "*test_malformed_budget_in_a_table*perplexity<=banana*",
         "*unknown workload 'forwad'*",
