@@ -69,7 +69,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("report", "string", "", "write summary.md, report.html and plots (Pareto, opt, energy split) to this folder"),
     ("markdown", "string", "", "append the markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)"),
     ("baseline_machine", "string", "", "compare with the baselines of another machine's folder (refused unless "
-     "--llmeff-force-compare: timings and energy do not compare across hardware)"),
+     "--llmeff-force-compare: timings and energy do not compare across hardware; never with "
+     "--llmeff-update-baselines)"),
     ("compressors", "string", "", "comma-separated pipelines for cases that use the `compressor` fixture "
      "without their own list"),
     ("seed", "string", "0", "seed for calibration sampling and training"),
