@@ -381,13 +381,17 @@ def test_marker_mistakes_and_ctrl_c_then_an_unwritable_baselines_folder(project,
     assert "test_suite.py::test_base[base]" in json.loads((project.path / "run.json").read_text())["cases"]
 
 
-def test_unwritable_baselines_folder_fails_the_run_in_one_line_and_writes_the_rest(project):
-    with read_only(project.path / "baselines"):
-        result = run(project, "--llmeff-update-baselines", "--llmeff-json=run.json", "--llmeff-markdown=run.md")
+def test_unwritable_baselines_and_report_folders_fail_the_run_in_one_line_each_and_the_rest_is_written(project):
+    with read_only(project.path / "baselines"), read_only(project.path / "shared"):
+        result = run(project, "--llmeff-update-baselines", "--llmeff-json=run.json", "--llmeff-markdown=run.md",
+                     "--llmeff-report=shared/report")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1)
     errors = [line for line in result.stdout.lines if line.startswith("ERROR")]
-    assert len(errors) == 1 and "cannot write baselines to" in errors[0]
+    assert len(errors) == 2 and "cannot write baselines to" in errors[0], errors
+    assert errors[1].startswith("ERROR: pytest-llmeff: --llmeff-report: cannot write ")
+    assert "Permission denied" in errors[1]
+    assert not any((project.path / "shared").iterdir())
     result.stdout.fnmatch_lines(["*llmeff summary*", "base *"])
     assert (project.path / "run.json").exists() and (project.path / "run.md").exists()
     assert files(project.path / "baselines") == {}
