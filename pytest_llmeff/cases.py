@@ -38,14 +38,21 @@ def clear_errors() -> Iterator[None]:
     from pytest_llmeff.models.datasets import DatasetError
     from pytest_llmeff.models.loading import ModelLoadError
 
+    failure = skipped = None
     try:
         yield
     except (ModelLoadError, DatasetError, WorkloadError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
     except MeterUnavailable as exc:  # a meter named with --llmeff-energy that this machine lacks
-        pytest.skip(f"energy meter unavailable: {exc}")
+        skipped = f"energy meter unavailable: {exc}"
     except TaskUnavailable as exc:  # lm-eval cannot load a task's data here (offline)
-        pytest.skip(str(exc))
+        skipped = str(exc)
+    # Without its context: pytest would print the error twice ("During handling of the above
+    # exception, another exception occurred"); __exit__ still runs while the original is handled.
+    if failure is not None:
+        raise pytest.fail.Exception(failure, pytrace=False) from None
+    if skipped is not None:
+        pytest.skip(skipped)
 
 
 class LlmeffWarning(UserWarning):
@@ -77,6 +84,16 @@ def budgets_for(spec: BudgetSpec | None, pipeline_id: str,
     return parse_budgets(spec)
 
 
+class _DeferredBenchmark:
+    """Stands in for pytest-benchmark's fixture until an attribute of it is used."""
+
+    def __init__(self, case: LlmeffCase) -> None:
+        self._case = case
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._case._resolve_benchmark(), name)
+
+
 class LlmeffCase:
     """Measure, record and assert one case. Built by the ``llmeff`` fixture."""
 
@@ -95,6 +112,12 @@ class LlmeffCase:
 
     @property
     def benchmark(self) -> Any:
+        """pytest-benchmark's fixture, requested on first use: the measuring code receives this
+        stand-in and touches it only when the timing starts, so a case that fails or skips before
+        (a dataset too short, a meter this machine lacks, Ctrl-C) leaves the fixture unrequested."""
+        return _DeferredBenchmark(self)
+
+    def _resolve_benchmark(self) -> Any:
         if self._benchmark is None:
             self._benchmark = self._benchmark_factory()
         return self._benchmark
@@ -111,7 +134,7 @@ class LlmeffCase:
                 parse_workload(str(workload))
             specs = None if tasks is None else tuple(parse_tasks(tasks if isinstance(tasks, str) else ",".join(tasks)))
         except (WorkloadError, TaskError) as exc:
-            pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
+            raise pytest.fail.Exception(f"{self.node_id}: {exc}", pytrace=False) from None
         return CaseSettings(str(workload) if workload else None, specs)
 
     def pipeline(self, compressor: str | Pipeline) -> Pipeline:
@@ -120,7 +143,7 @@ class LlmeffCase:
         try:
             return self.session.pipeline(compressor)
         except (UnknownNameError, CompressError) as exc:
-            pytest.fail(str(exc), pytrace=False)
+            raise pytest.fail.Exception(str(exc), pytrace=False) from None
 
     def _canonical(self, key: str) -> str:
         """A budget key as the id of the pipeline it names (itself if it names none)."""
@@ -136,7 +159,7 @@ class LlmeffCase:
             own = (budgets_for(self.marker.get("budgets"), pipeline_id, self._canonical)
                    + budgets_for(extra, pipeline_id, self._canonical))
         except BudgetError as exc:
-            pytest.fail(f"{self.node_id}: {exc}", pytrace=False)
+            raise pytest.fail.Exception(f"{self.node_id}: {exc}", pytrace=False) from None
         return merge_budgets(self.session.options.budgets, own)
 
     def run_cache(self, strategy: str, budgets: BudgetSpec | None = None, replay: Any = None) -> CaseResult:
@@ -147,7 +170,7 @@ class LlmeffCase:
         try:
             why = strategy_unavailable(parse_strategy(strategy))
         except (CacheError, UnknownNameError) as exc:
-            pytest.fail(str(exc), pytrace=False)
+            raise pytest.fail.Exception(str(exc), pytrace=False) from None
         if why:
             pytest.skip(f"cache:{strategy}: {why}")
         checks = self.budgets(f"cache:{strategy}", budgets)

@@ -45,7 +45,12 @@ def _report(args: argparse.Namespace) -> int:
     except CompareError as exc:
         print(f"llmeff report: {exc}", file=sys.stderr)
         return 2
-    paths = write_report(list(run.cases.values()), Path(args.out), run.verdicts, f"pytest-llmeff run {run.name}")
+    try:
+        paths = write_report(list(run.cases.values()), Path(args.out), run.verdicts, f"pytest-llmeff run {run.name}")
+    except OSError as exc:
+        print(f"llmeff report: cannot write {exc.filename or args.out}: {exc.strerror or exc}; "
+              "choose a writable folder with --out", file=sys.stderr)
+        return 2
     for p in paths:
         print(p)
     return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_llmeff.budgets import Budget, BudgetError, BudgetResult
 from pytest_llmeff.fingerprint import hardware_differences
-from pytest_llmeff.records import CaseRecord, Measurement
+from pytest_llmeff.records import CaseRecord, Measurement, check_record_json
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
 RUN_SCHEMA = "pytest-llmeff/run"
@@ -54,13 +54,24 @@ def load_run(path: Path) -> Run:
         raise CompareError(f"cannot read run file {path}: {exc}") from None
     if not isinstance(data, dict):
         raise CompareError(f"{path} is not a run file (expected a JSON object)")
+    entry = ""
     try:
         if data.get("schema") == RUN_SCHEMA:
-            cases = {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
-            return Run(path.stem, data.get("fingerprint", {}), cases, dict(data.get("verdicts", {})))
+            cases = {}
+            for entry, rec in data["cases"].items():
+                check_record_json(rec)
+                cases[entry] = CaseRecord.from_json(rec)
+            entry = ""
+            fingerprint, verdicts = data.get("fingerprint", {}), data.get("verdicts", {})
+            if not isinstance(fingerprint, dict) or not isinstance(verdicts, dict):
+                raise ValueError("\"fingerprint\" and \"verdicts\" must be JSON objects")
+            return Run(path.stem, fingerprint, cases, dict(verdicts))
         if "benchmarks" in data:
             cases = {}
             for bench in data["benchmarks"]:
+                entry = str(bench.get("fullname", bench.get("name", "")))
+                if (bench.get("extra_info") or {}).get("llmeff"):
+                    check_record_json(bench["extra_info"]["llmeff"])
                 record = _record_from_benchmark(bench)
                 if record is not None:
                     cases[record.case_id] = record
@@ -71,8 +82,10 @@ def load_run(path: Path) -> Run:
             verdicts = {b.get("fullname", b["name"]): b["extra_info"]["llmeff"].get("verdict", "")
                         for b in data["benchmarks"] if (b.get("extra_info") or {}).get("llmeff")}
             return Run(path.stem, llmeff_fp, cases, verdicts)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CompareError(f"{path}: malformed run file ({exc!r})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        where = f"case {entry!r}: " if entry else ""
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise CompareError(f"{path}: malformed run file: {where}{problem}; fix or regenerate it") from None
     raise CompareError(f"{path} is neither a pytest-llmeff run file nor a pytest-benchmark saved run")
 
 

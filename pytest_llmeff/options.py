@@ -71,7 +71,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("report", "string", "", "write summary.md, report.html and plots (Pareto, opt, energy split) to this folder"),
     ("markdown", "string", "", "append the markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)"),
     ("baseline_machine", "string", "", "compare with the baselines of another machine's folder (refused unless "
-     "--llmeff-force-compare: timings and energy do not compare across hardware)"),
+     "--llmeff-force-compare: timings and energy do not compare across hardware; never with "
+     "--llmeff-update-baselines)"),
     ("compressors", "string", "", "comma-separated pipelines for cases that use the `compressor` fixture "
      "without their own list"),
     ("seed", "string", "0", "seed for calibration sampling and training"),
@@ -187,6 +188,7 @@ class Options:
             tasks = tuple(parse_tasks(str(get("tasks"))))
             opt_metrics = _opt_metrics(str(get("opt_metrics")))
             cache = str(get("cache_dir")).strip()
+            machine = _machine(str(get("baseline_machine")).strip(), flags["update_baselines"])
             return cls(
                 enabled=enabled, model=model, device=device, dtype=dtype, dataset=dataset,
                 protocol=protocol, eval_windows=_int("eval_windows", get("eval_windows"), 0) or None,
@@ -206,7 +208,7 @@ class Options:
                 reruns=_int("reruns", get("reruns"), 0),
                 json_path=_path(config, get("json")), report_dir=_path(config, get("report")),
                 markdown_path=_path(config, get("markdown")),
-                baseline_machine=str(get("baseline_machine")).strip() or None,
+                baseline_machine=machine,
                 force_compare=flags["force_compare"], paired=not flags["unpaired"],
                 threads=_threads(str(get("threads"))),
                 compressor_registry=compressor_registry,
@@ -220,6 +222,23 @@ def _threads(text: str) -> int:
     from pytest_llmeff.measure.threads import auto_threads
 
     return auto_threads() if text.strip() == "auto" else _int("threads", text, 1)
+
+
+def _machine(name: str, update: bool) -> str | None:
+    """``--llmeff-baseline-machine``: a folder name inside the baselines folder, for comparing only."""
+    if not name:
+        return None
+    from pytest_llmeff.store import BaselineError, check_machine_name
+
+    try:
+        check_machine_name(name)
+    except BaselineError as exc:
+        raise OptionError(str(exc)) from None
+    if update:
+        raise OptionError("--llmeff-update-baselines with --llmeff-baseline-machine: baselines are only written "
+                          "under the fingerprint of the machine that measured them; --llmeff-baseline-machine "
+                          "is for comparing with another machine's baselines, so drop one of the two")
+    return name
 
 
 def _opt_metrics(text: str) -> tuple[str, ...] | None:
@@ -269,13 +288,17 @@ def _baselines_folder(config: Any) -> Path:
     found no ini file), so the project's committed baselines would silently go unread."""
     cli = config.getoption("llmeff_baselines")
     if cli is not None:
-        return _path(config, cli) or Path(config.invocation_params.dir)
-    folder = Path(str(config.getini("llmeff_baselines")).strip() or "baselines").expanduser()
-    if folder.is_absolute():
-        return folder
-    # Without an ini file pytest has lost the project's configuration as well (see above): the
-    # current folder is then the best guess for the project.
-    return (Path(config.inipath).parent if config.inipath else Path(config.invocation_params.dir)) / folder
+        folder = _path(config, cli) or Path(config.invocation_params.dir)
+    else:
+        folder = Path(str(config.getini("llmeff_baselines")).strip() or "baselines").expanduser()
+        if not folder.is_absolute():
+            # Without an ini file pytest has lost the project's configuration as well (see above):
+            # the current folder is then the best guess for the project.
+            ini = Path(config.inipath).parent if config.inipath else Path(config.invocation_params.dir)
+            folder = ini / folder
+    if folder.exists() and not folder.is_dir():
+        raise OptionError(f"--llmeff-baselines: {folder} is a file; give a folder (it holds one folder per machine)")
+    return folder
 
 
 def _path(config: Any, value: Any) -> Path | None:

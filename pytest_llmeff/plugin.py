@@ -171,6 +171,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         run.finish(write=False)
     else:
         run.finish()
+        if run.errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a requested file was not written
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -228,7 +230,7 @@ def compressor(request: pytest.FixtureRequest) -> Any:
     try:
         return run.pipeline(request.param)
     except (UnknownNameError, CompressError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None  # one line, not the error twice
 
 
 @pytest.fixture(scope="session")

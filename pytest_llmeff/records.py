@@ -90,3 +90,56 @@ class CaseRecord:
             notes=tuple(data.get("notes", ())),
             history={k: tuple(float(x) for x in v) for k, v in data.get("history", {}).items()},
         )
+
+
+# Larger than any figure a measurement here gives (a petabyte, thirty million years): a stored
+# number beyond it is a hand edit or a broken writer, and would make budget arithmetic overflow.
+LARGEST = 1e15
+
+
+def _number(value: Any, entry: str, low: float = -LARGEST, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{entry} is {value!r}, not a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{entry} is {value!r}, not a finite number")
+    if abs(value) > LARGEST:
+        raise ValueError(f"{entry} is {value!r}, beyond any measured figure (|x| ≤ {LARGEST:g})")
+    if value < low or (low_open and value == low):
+        raise ValueError(f"{entry} is {value!r}; it must be {'>' if low_open else '≥'} {low:g}")
+
+
+def check_record_json(data: Any) -> None:
+    """Check a stored record (a baseline entry, a run file's case) before anything uses it: every
+    number finite and of the right kind, every name a string.
+
+    Raises:
+        ValueError: naming the offending entry, e.g. ``values.perplexity.value is inf``.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"the entry is {type(data).__name__}, not a JSON object")
+    for key in ("case_id", "method", "model", "device", "dtype", "workload"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"{key} is {data[key]!r}, not a string")
+    values = data.get("values")
+    if not isinstance(values, Mapping):
+        raise ValueError(f"values is {values!r}, not a table of measurements")
+    for name, m in values.items():
+        if not isinstance(m, Mapping):
+            raise ValueError(f"values.{name} is {m!r}, not a measurement")
+        low, open_ = (1.0, False) if "perplexity" in name else (0.0, True) if name == "time" else (-LARGEST, False)
+        _number(m.get("value"), f"values.{name}.value", low, open_)
+        detail = m.get("detail") if isinstance(m.get("detail"), Mapping) else {}
+        samples = m.get("samples", detail.get("samples"))
+        if samples is not None:
+            if not isinstance(samples, list):
+                raise ValueError(f"values.{name}.samples is {samples!r}, not a list")
+            for i, x in enumerate(samples):
+                _number(x, f"values.{name}.samples[{i}]", 0.0)
+    opt = data.get("opt", {})
+    if not isinstance(opt, Mapping):
+        raise ValueError(f"opt is {opt!r}, not a table of scores")
+    for preset, v in opt.items():
+        _number(v, f"opt.{preset}", 0.0, True)
+    notes = data.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ValueError(f"notes is {notes!r}, not a list of strings")

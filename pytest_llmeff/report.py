@@ -138,8 +138,10 @@ def footnotes(results: Sequence[Any], session: Any) -> list[str]:
                 lines.append(f"  {ch.case_id}: perplexity {_num(old.get('perplexity'))} → "
                              f"{_num(new.get('perplexity'))}, opt {_num(old.get('opt'), digits=3)} → "
                              f"{_num(new.get('opt'), digits=3)}" + ("" if ch.old else " (new)"))
-        else:
+        elif not session.accepted:
             lines.append("no baselines written: no case passed")
+    # Files the run was asked for but could not write: one line each, with what to do.
+    lines += [f"ERROR: pytest-llmeff: {e}" for e in getattr(session, "errors", ())]
     return lines
 
 

@@ -22,7 +22,7 @@ from pytest_llmeff.options import Options
 from pytest_llmeff.records import CaseRecord
 from pytest_llmeff.references import References
 from pytest_llmeff.results import CaseResult, CaseSettings
-from pytest_llmeff.store import BaselineChange, BaselineStore
+from pytest_llmeff.store import BaselineChange, BaselineError, BaselineStore
 
 
 class Session:
@@ -45,6 +45,7 @@ class Session:
         self.results: list[CaseResult] = []
         self.accepted: dict[str, CaseRecord] = {}
         self.baseline_changes: list[BaselineChange] = []
+        self.errors: list[str] = []  # files the run was asked for that could not be written (one line each)
         self._prefixes: dict[str, Candidate] = {}  # structural pipeline prefixes, reused by later cases
         self._base: Any = None
         self._text: Any = None
@@ -81,7 +82,11 @@ class Session:
 
     def eval_ids(self) -> list[int]:
         if self._eval_ids is None:
-            self._eval_ids = list(self.base().tokenizer(self.text().eval_text)["input_ids"])
+            from pytest_llmeff.models.datasets import check_length
+
+            ids = list(self.base().tokenizer(self.text().eval_text)["input_ids"])
+            check_length(self.options.dataset, len(ids), self.protocol())  # too short: one clear line
+            self._eval_ids = ids
         return self._eval_ids
 
     def built_meter(self) -> Any:
@@ -153,7 +158,10 @@ class Session:
         then clean up. xdist workers pass ``write=False``: their controller writes once for all."""
         if write:
             if self.options.update_baselines and self.accepted:
-                self.baseline_changes = self.store.write(self.accepted)
+                try:
+                    self.baseline_changes = self.store.write(self.accepted)
+                except BaselineError as exc:  # e.g. a read-only folder: said once, the other outputs still written
+                    self.errors.append(str(exc))
             self.write_outputs()
         if self._meter is not None and not isinstance(self._meter, Exception):
             self._meter.close()
@@ -168,6 +176,8 @@ class Session:
                 self.accepted[result.case_id] = result.record
 
     def write_outputs(self) -> None:
+        import dataclasses
+
         from pytest_llmeff.report_files import write_run_outputs
 
         maps = None
@@ -176,7 +186,19 @@ class Session:
             from pytest_llmeff.compress.maps import pruning_maps  # the base model's pruning pictures
 
             maps = pruning_maps(self.context())
-        write_run_outputs(self.results, self.options, self.fingerprint, self.device, maps)
+        # One file at a time, so that one that cannot be written does not keep the others from it.
+        for name, flag in (("json_path", "--llmeff-json"), ("report_dir", "--llmeff-report"),
+                           ("markdown_path", "--llmeff-markdown")):
+            target = getattr(self.options, name)
+            if target is None:
+                continue
+            only = dataclasses.replace(self.options, **{"json_path": None, "report_dir": None,
+                                                        "markdown_path": None, name: target})
+            try:
+                write_run_outputs(self.results, only, self.fingerprint, self.device, maps)
+            except OSError as exc:
+                self.errors.append(f"{flag}: cannot write {exc.filename or target}: {exc.strerror or exc}; "
+                                   "make it writable or choose another path")
 
     def library_drift(self) -> list[str]:
         """Library versions that differ from those the stored baselines were recorded with."""

@@ -13,6 +13,7 @@ touched.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeff.fingerprint import fingerprint_id, hardware_differences
-from pytest_llmeff.records import CaseRecord
+from pytest_llmeff.records import CaseRecord, check_record_json
 from pytest_llmeff.verdicts import with_history
 
 SCHEMA = "pytest-llmeff/baselines"
@@ -38,6 +39,19 @@ class BaselineError(ValueError):
 def model_slug(model: str) -> str:
     """A filesystem-safe name for a model id or path."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", model.strip("/")).strip("_") or "model"
+
+
+_MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_machine_name(name: str) -> str:
+    """A machine folder name (``--llmeff-baseline-machine``): one plain folder inside the baselines
+    folder, never a path that leads out of it."""
+    if not _MACHINE.match(name) or ".." in name:
+        raise BaselineError(f"--llmeff-baseline-machine {name!r} is not a machine folder name: give the name of a "
+                            "folder inside the baselines folder (letters, digits, '.', '_', '-'), such as "
+                            "one listed under 'baselines exist for other machines'")
+    return name
 
 
 @contextlib.contextmanager
@@ -93,7 +107,8 @@ class BaselineStore:
         self.fingerprint = fingerprint
         self.model = model
         self.force = force
-        self.path = root / (machine or fingerprint_id(fingerprint)) / f"{model_slug(model)}.json"
+        self.machine = check_machine_name(machine) if machine else None
+        self.path = root / (self.machine or fingerprint_id(fingerprint)) / f"{model_slug(model)}.json"
         self.forced_differences: list[str] = []
         self._cases: dict[str, CaseRecord] | None = None
 
@@ -109,10 +124,15 @@ class BaselineStore:
             raise BaselineError(f"{self.path} was recorded on other hardware ({'; '.join(diffs)}): timings and "
                                 "energy do not compare across machines (--llmeff-force-compare to compare anyway)")
         self.forced_differences = diffs
-        try:
-            return {cid: CaseRecord.from_json(rec) for cid, rec in data["cases"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BaselineError(f"{self.path}: malformed case entry ({exc!r})") from None
+        cases = {}
+        for cid, rec in data["cases"].items():
+            try:
+                check_record_json(rec)
+                cases[cid] = CaseRecord.from_json(rec)
+            except (KeyError, TypeError, ValueError) as exc:
+                problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise BaselineError(f"{self.path}: case {cid!r}: {problem}; fix or remove this entry") from None
+        return cases
 
     def get(self, case_id: str) -> CaseRecord | None:
         return self.load().get(case_id)
@@ -125,12 +145,30 @@ class BaselineStore:
         return sorted(p.parent.name for p in self.root.glob(f"*/{self.path.name}") if p.parent.name != mine)
 
     def write(self, updates: Mapping[str, CaseRecord]) -> list[BaselineChange]:
-        """Merge ``updates`` into the file on disk (re-read under the lock) and replace it atomically."""
-        if self.forced_differences:
-            raise BaselineError(f"{self.path} belongs to other hardware: baselines are only written for "
-                                "this machine (drop --llmeff-baseline-machine to update them)")
+        """Merge ``updates`` into the file on disk (re-read under the lock) and replace it atomically.
+
+        Raises:
+            BaselineError: the folder is another machine's, or cannot be written (one line, with what to do).
+        """
+        if self.forced_differences or (self.machine and self.machine != fingerprint_id(self.fingerprint)):
+            raise BaselineError(f"{self.path.parent.name} is another machine's folder: baselines are only written "
+                                "under the fingerprint of the machine that measured them (drop "
+                                "--llmeff-baseline-machine to update this machine's)")
+        try:
+            return self._write(updates)
+        except OSError as exc:
+            where = exc.filename or self.path
+            raise BaselineError(f"cannot write baselines to {self.path.parent}: {exc.strerror or exc} ({where}); "
+                                "make the folder writable or choose another with --llmeff-baselines") from None
+
+    def _write(self, updates: Mapping[str, CaseRecord]) -> list[BaselineChange]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(self.path):
+            # Under the lock no other writer is between mkstemp and os.replace: a temporary file
+            # still here was left by a writer that was killed halfway.
+            for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             current = self._parse(_read(self.path)) if self.path.exists() else {}
             changes = [BaselineChange(cid, current[cid].numbers() if cid in current else None, rec.numbers())
                        for cid, rec in sorted(updates.items())]

@@ -158,60 +158,11 @@ def test_missing_baseline_can_fail_a_ci_gate(suite):
 
 
 # ---------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--llmeff-budget=perplexity:5%"], "*malformed budget 'perplexity:5%' (a drift needs a sign*"),
-        (["--llmeff-model=./no/such/model"], "*model folder './no/such/model' does not exist*"),
-        (["--llmeff-device=cuda"], "*--llmeff-device cuda: no CUDA device is visible*"),
-        (["--llmeff-device=tpu"], "*unknown device 'tpu'*"),
-        (["--llmeff-weights=balance"], "*did you mean 'balanced'*"),
-        (["--llmeff-compressors=nf5"], "*unknown compressor 'nf5' — did you mean 'nf4'*"),
-        (["--llmeff-dataset=wikitext"], "*did you mean 'wikitext2'*"),
-        (["--llmeff-workload=forwad"], "*unknown workload 'forwad' — did you mean 'forward'*"),
-        (["--llmeff-region=DEUX"], "*unknown region 'DEUX' — did you mean 'DEU'*"),
-        (["--llmeff-pue=-1"], "*PUE is total facility energy / IT energy and cannot be below 1*"),
-        (["--llmeff-embodied=150"], "*--llmeff-embodied: expected '<chip kg CO2e>,<lifetime years>'*"),
-        (["--llmeff-opt-metrics=ifeval"], "*metric 'ifeval' has no chance level*"),
-        (["--llmeff-tasks=arc_chalenge"], "*did you mean 'arc_challenge'*"),
-    ],
-)
-def test_bad_options_are_one_line_usage_errors(suite, args, message):
-    result = suite.runpytest_subprocess(*QUICK, *args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: pytest-llmeff: {message}"])
-    assert "Traceback" not in result.stderr.str()
-
-
+# (start-up mistakes, corrupt baselines and bad marker keywords: tests/test_bad_inputs.py, in-process)
 def test_requested_meter_that_is_missing_skips_with_the_reason(suite):
     result = suite.runpytest_subprocess(*QUICK, "--llmeff-energy=nvml", "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*energy meter unavailable: the run is on the CPU, so there is no GPU energy*"])
-
-
-def test_corrupt_baseline_is_refused_and_left_as_it_was(suite):
-    suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
-    (path,) = baseline_files(suite.path)
-    path.write_text('{"schema": "pytest-llmeff/baselines", "version": 1, "cases": {')
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*is not valid JSON*fix or remove it*"])
-    assert path.read_text() == '{"schema": "pytest-llmeff/baselines", "version": 1, "cases": {'
-
-
-def test_unknown_compressors_in_a_suite_are_one_usage_error_at_collection(pytester):
-    pytester.makepyfile(test_suite='''
-import pytest
-
-@pytest.mark.llmeff(compressors=["nf5", "int8+nf4"])
-def test_quant(llmeff, compressor):
-    llmeff.run(compressor)
-''')
-    result = pytester.runpytest_subprocess(*QUICK)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown compressor 'nf5' — did you mean 'nf4'*",
-                                 "*two quantize steps (int8, nf4)*"])
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_unsupported_compressor_is_skipped_with_the_reason(pytester):

@@ -52,15 +52,50 @@ def check_dataset(name: str) -> None:
         return
     path = Path(name).expanduser()
     if path.is_file():
+        _paragraphs(path, name)
         return
     if path.is_dir():
         if not (path / "train.txt").is_file() or not (path / "test.txt").is_file():
             raise DatasetError(f"dataset folder {name!r} needs train.txt and test.txt")
+        for part in ("train.txt", "test.txt"):
+            if not _read(path / part, f"{name}/{part}").strip():
+                raise DatasetError(f"dataset file {name}/{part} is empty: give it text")
         return
     raise DatasetError(
         f"unknown dataset {name!r}{did_you_mean(name, list(_NAMED))}: use 'embedded', 'wikitext2', "
         "a text file, or a folder with train.txt and test.txt"
     )
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"dataset file {name!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise DatasetError(f"dataset file {name!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def _paragraphs(path: Path, name: str) -> list[str]:
+    """The blank-line separated paragraphs of a single-file dataset (at least two)."""
+    paragraphs = [p.strip() for p in _read(path, name).split("\n\n") if p.strip()]
+    if len(paragraphs) < 2:
+        found = "is empty" if not paragraphs else "has one paragraph"
+        raise DatasetError(f"text file {name!r} {found}; it needs at least two blank-line separated "
+                           "paragraphs (one is evaluated, the others calibrate)")
+    return paragraphs
+
+
+def check_length(name: str, tokens: int, protocol: str) -> None:
+    """Refuse an evaluation text too short for the perplexity ``protocol`` (a clear line instead
+    of the evaluation's own error once a case is measured)."""
+    match = re.match(r"^nonoverlap-(\d+)$", protocol)
+    need = int(match.group(1)) if match else 2
+    if tokens < need:
+        raise DatasetError(f"dataset {name!r}: the evaluated text is {tokens} tokens, too short for perplexity "
+                           f"protocol {protocol} (needs at least {need}); give a longer text"
+                           + (" or a shorter --llmeff-protocol, e.g. nonoverlap-" + str(max(2, tokens))
+                              if match and tokens >= 2 else ""))
 
 
 def load_text_data(name: str) -> TextData:
@@ -77,12 +112,10 @@ def load_text_data(name: str) -> TextData:
         return _wikitext2()
     path = Path(name).expanduser()
     if path.is_dir():
-        train = (path / "train.txt").read_text(encoding="utf-8")
-        return TextData(name, (path / "test.txt").read_text(encoding="utf-8"),
+        train = _read(path / "train.txt", f"{name}/train.txt")
+        return TextData(name, _read(path / "test.txt", f"{name}/test.txt"),
                         tuple(p for p in train.split("\n\n") if p.strip()), f"{path}/test.txt")
-    paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    if len(paragraphs) < 2:
-        raise DatasetError(f"text file {name!r} needs at least two blank-line separated paragraphs")
+    paragraphs = _paragraphs(path, name)
     held = corpus.HELD_OUT_EVERY
     evaluated = [p for i, p in enumerate(paragraphs) if i % held == held - 1] or paragraphs[-1:]
     rest = [p for p in paragraphs if p not in evaluated]

@@ -6,6 +6,7 @@ remote code, unless the user opts in with ``--llmeff-allow-pickle`` / ``--llmeff
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ def resolve_model(name: str, *, trust_remote_code: bool = False, allow_pickle: b
         return ModelSpec(name, "embedded", str(REFERENCE_DIR))
     path = Path(name).expanduser()
     if path.is_dir():
-        _check_local_folder(path, allow_pickle)
+        _check_local_folder(path, allow_pickle, trust_remote_code)
         return ModelSpec(name, "local", str(path.resolve()), trust_remote_code, allow_pickle)
     if path.exists():
         raise ModelLoadError(f"model {name!r} is a file; give the folder that holds config.json and the weights")
@@ -62,9 +63,19 @@ def resolve_model(name: str, *, trust_remote_code: bool = False, allow_pickle: b
     return ModelSpec(name, "hub", name, trust_remote_code, allow_pickle)
 
 
-def _check_local_folder(path: Path, allow_pickle: bool) -> None:
+def _check_local_folder(path: Path, allow_pickle: bool, trust_remote_code: bool = False) -> None:
     if not (path / "config.json").exists():
         raise ModelLoadError(f"model folder {path} has no config.json (is it a transformers model folder?)")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"model folder {path}: config.json cannot be read ({exc}); fix or replace it") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"model folder {path}: config.json is not a JSON object")
+    if config.get("auto_map") and not trust_remote_code:
+        # Refused now, not when the first case loads the model: its code would run on load.
+        raise ModelLoadError(f"model folder {path} needs its own Python code to load (auto_map in config.json), "
+                             "which runs when loaded; pass --llmeff-trust-remote-code if you trust it")
     if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").exists():
         return
     pickled = sorted(p.name for p in path.glob("*.bin"))
@@ -150,11 +161,19 @@ def load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, trust_remote_code=spec.trust_remote_code)
         model = from_pretrained(spec.location, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # transformers and safetensors raise many types for a model they cannot load
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "trust_remote_code" in str(exc) and not spec.trust_remote_code:
+            raise ModelLoadError(f"model {spec.name!r} needs its own Python code to load, which runs when loaded; "
+                                 "pass --llmeff-trust-remote-code if you trust it") from None
         where = "the Hugging Face hub (is the network reachable?)" if spec.source == "hub" else spec.location
         hint = did_you_mean(spec.name, [EMBEDDED_NAME])
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"could not load model {spec.name!r} from {where}{hint}: {first_line}") from None
+    broken = next((name for name, p in model.named_parameters()
+                   if p.is_floating_point() and not bool(torch.isfinite(p).all())), None)
+    if broken is not None:  # every figure of every case would be NaN: say where, once
+        raise ModelLoadError(f"model {spec.name!r} has non-finite weights (NaN or inf) in {broken}; "
+                             "fix or re-export the checkpoint")
     model = model.to(device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
