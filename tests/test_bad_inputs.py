@@ -315,10 +315,6 @@ import pytest
 def test_base(llmeff, compressor):
     llmeff.run(compressor)
 
-@pytest.mark.llmeff(compressors=["nf5", "nf4+ah80", "int8+nf4"])
-def test_bad_compressors(llmeff, compressor):
-    llmeff.run(compressor)
-
 @pytest.mark.llmeff(compressors=["base"], budgets=["perplexity:5%"])
 def test_malformed_budget(llmeff, compressor):
     llmeff.run(compressor)
@@ -351,7 +347,7 @@ def test_interrupted(llmeff, monkeypatch):
 
 
 def test_marker_mistakes_and_ctrl_c_then_an_unwritable_baselines_folder(project, monkeypatch):
-    """One run, many faults: bad marker keywords fail their case in one line; Ctrl-C during a
+    """One run, many faults: bad marker values fail their case in one line; Ctrl-C during a
     measurement still prints the summary and writes the run file; the accepted baseline cannot be
     written to the read-only folder, which says so in one line and leaves the folder as it was."""
     import pytest_llmeff.measure.case as case
@@ -363,11 +359,8 @@ def test_marker_mistakes_and_ctrl_c_then_an_unwritable_baselines_folder(project,
     with read_only(project.path / "baselines"):
         result = run(project, "--llmeff-update-baselines", "--llmeff-json=run.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.assert_outcomes(passed=1, failed=5, errors=3)
+    result.assert_outcomes(passed=1, failed=5)
     result.stdout.fnmatch_lines_random([
-        "*unknown compressor 'nf5' — did you mean 'nf4'*",
-        "*'ah80' (structural) cannot follow 'nf4' (quantize)*",
-        "*two quantize steps (int8, nf4)*",
         "*test_malformed_budget*malformed budget 'perplexity:5%'*",
         "*test_malformed_budget_in_a_table*perplexity<=banana*",
         "*unknown workload 'forwad'*",

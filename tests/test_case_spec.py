@@ -42,7 +42,11 @@ def test_a_misspelt_marker_keyword_is_a_usage_error(pytester: pytest.Pytester):
 
 
 def test_an_unknown_compressor_is_one_usage_error_at_collection(pytester: pytest.Pytester):
-    pytester.makepyfile(test_suite=MARKED.format(keyword="budgets").replace('["base"]', '["base", "nf5"]'))
+    bad = '["base", "nf5", "nf4+ah80", "int8+nf4"]'
+    pytester.makepyfile(test_suite=MARKED.format(keyword="budgets").replace('["base"]', bad))
     result = pytester.runpytest_inprocess("--llmeff", "--collect-only", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*nf5*did you mean*nf4*"])
+    result.stderr.fnmatch_lines(["*unknown compressor 'nf5' — did you mean 'nf4'*",
+                                 "*'ah80' (structural) cannot follow 'nf4' (quantize)*",
+                                 "*two quantize steps (int8, nf4)*"])
+    assert "Traceback" not in result.stderr.str()
