@@ -70,17 +70,20 @@ def main() -> None:
     parser.add_argument("--record", type=int, default=3, help="baseline update runs before the gate runs")
     parser.add_argument("--no-load", action="store_true", help="no run with a busy core beside it")
     parser.add_argument("--out", type=Path, default=None, help="write every run's verdicts and ratios here (JSON)")
+    parser.add_argument("--baselines", type=Path, default=None,
+                        help="reuse this baselines folder (of an earlier calibration) instead of recording one")
+    parser.add_argument("--first", type=int, default=0, help="number of the first run (to continue a series)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="llmeff-calibration-"))
-    baselines = work / "baselines"
-    for i in range(args.record):
+    baselines = args.baselines or work / "baselines"
+    for i in range(0 if args.baselines else args.record):
         data = _pytest(baselines, work / f"record{i}.json", "--llmeff-update-baselines", env={"LLMEFF_INJECT": "0"})
         print(f"[calibration] baseline update {i + 1}/{args.record}: {data['seconds']:.0f} s", flush=True)
     stored = json.loads(next(baselines.glob("*/*.json")).read_text())["cases"]
 
     rows: list[dict] = []
-    for i in range(args.runs):
+    for i in range(args.first, args.first + args.runs):
         loaded = not args.no_load and i % 2 == 1
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None
         try:
@@ -94,7 +97,7 @@ def main() -> None:
             base = stored.get(cid, {}).get("opt", {}).get("run")
             rows.append({"run": i, "loaded": loaded, "case": _case_name(cid), "verdict": verdict,
                          "opt_ratio": opt / base if opt and base else None})
-        print(f"[calibration] run {i + 1}/{args.runs}{' (busy core beside)' if loaded else ''}: "
+        print(f"[calibration] run {i + 1}/{args.first + args.runs}{' (busy core beside)' if loaded else ''}: "
               f"{data['seconds']:.0f} s; " + ", ".join(f"{_case_name(c)} {v}" for c, v in data["verdicts"].items()),
               flush=True)
     _report(rows)

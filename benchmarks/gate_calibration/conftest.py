@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from pytest_llmeff.compress import Candidate, Compressor
+from pytest_llmeff.measure.threads import auto_threads, using
 
 
 def _seconds(fn, repeats: int = 15) -> float:
@@ -43,8 +44,6 @@ class Inject(Compressor):
         if pct <= 0:
             return Candidate(model, candidate.pristine, [*candidate.steps, self.id], list(candidate.notes))
         ids = torch.tensor(ctx.tokenizer(ctx.text().eval_text)["input_ids"][:256]).view(1, -1)
-        with torch.inference_mode():
-            forward_s = _seconds(lambda: model(input_ids=ids, use_cache=False))
         a = torch.randn(128, 128)
         block = 200
 
@@ -52,7 +51,10 @@ class Inject(Compressor):
             for _ in range(block):
                 a @ a
 
-        step_s = _seconds(products) / block
+        # Sized at the thread count the case is timed with (compression itself runs on every core).
+        with using(auto_threads()), torch.inference_mode():
+            forward_s = _seconds(lambda: model(input_ids=ids, use_cache=False))
+            step_s = _seconds(products) / block
         steps = max(1, round(pct / 100 * forward_s / step_s))
 
         slowed = copy.deepcopy(model)  # the base model itself stays as it is
