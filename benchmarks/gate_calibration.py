@@ -73,7 +73,12 @@ def main() -> None:
     parser.add_argument("--baselines", type=Path, default=None,
                         help="reuse this baselines folder (of an earlier calibration) instead of recording one")
     parser.add_argument("--first", type=int, default=0, help="number of the first run (to continue a series)")
+    parser.add_argument("--tally", type=Path, nargs="+", default=None,
+                        help="only count the run files (run*.json) already in these calibration folders")
     args = parser.parse_args()
+    if args.tally:
+        _report(_tally(args.tally, args.no_load, args.baselines))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="llmeff-calibration-"))
     baselines = args.baselines or work / "baselines"
@@ -92,11 +97,7 @@ def main() -> None:
             if busy is not None:
                 busy.kill()
                 busy.wait()
-        for cid, verdict in data["verdicts"].items():
-            opt = data["cases"][cid].get("opt", {}).get("run")
-            base = stored.get(cid, {}).get("opt", {}).get("run")
-            rows.append({"run": i, "loaded": loaded, "case": _case_name(cid), "verdict": verdict,
-                         "opt_ratio": opt / base if opt and base else None})
+        rows += _rows({**data, "expected": list(stored)}, stored, i, loaded)
         print(f"[calibration] run {i + 1}/{args.first + args.runs}{' (busy core beside)' if loaded else ''}: "
               f"{data['seconds']:.0f} s; " + ", ".join(f"{_case_name(c)} {v}" for c, v in data["verdicts"].items()),
               flush=True)
@@ -105,15 +106,41 @@ def main() -> None:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
+def _rows(data: dict, stored: dict, run: int, loaded: bool) -> list[dict]:
+    rows = []
+    for cid, verdict in data["verdicts"].items():
+        opt = data["cases"][cid].get("opt", {}).get("run")
+        base = stored.get(cid, {}).get("opt", {}).get("run")
+        rows.append({"run": run, "loaded": loaded, "case": _case_name(cid), "verdict": verdict,
+                     "opt_ratio": opt / base if opt and base else None})
+    for cid in data.get("expected", ()):  # a case without a verdict ended in an error
+        if cid not in data["verdicts"]:
+            rows.append({"run": run, "loaded": loaded, "case": _case_name(cid), "verdict": "error", "opt_ratio": None})
+    return rows
+
+
+def _tally(folders: list[Path], no_load: bool, baselines: Path | None) -> list[dict]:
+    rows = []
+    for folder in folders:
+        stored = json.loads(next((baselines or folder / "baselines").glob("*/*.json")).read_text())["cases"]
+        for path in sorted(folder.glob("run*.json"), key=lambda p: int(p.stem[3:])):
+            i = int(path.stem[3:])
+            data = json.loads(path.read_text())
+            data.setdefault("expected", list(stored))
+            rows += _rows(data, stored, i, not no_load and i % 2 == 1)
+    return rows
+
+
 def _report(rows: list[dict]) -> None:
-    print("\ncase                 runs  fail  inconclusive  opt / baseline: median  min     max")
+    print("\ncase                 runs  fail  inconclusive  error  opt / baseline: median  min     max")
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case]
         ratios = [r["opt_ratio"] for r in mine if r["opt_ratio"]]
         fails = sum(r["verdict"] == "fail" for r in mine)
         undecided = sum(r["verdict"] == "inconclusive" for r in mine)
+        errors = sum(r["verdict"] == "error" for r in mine)
         spread = (f"{statistics.median(ratios):.3f}  {min(ratios):.3f}  {max(ratios):.3f}" if ratios else "–")
-        print(f"{case:<20} {len(mine):>4}  {fails:>4}  {undecided:>12}  {spread}")
+        print(f"{case:<20} {len(mine):>4}  {fails:>4}  {undecided:>12}  {errors:>5}  {spread}")
     unchanged = [r for r in rows if not r["case"].startswith("inject")]
     print(f"\nunchanged code: {sum(r['verdict'] == 'fail' for r in unchanged)} false failures in "
           f"{len(unchanged)} case-runs ({sum(r['loaded'] for r in unchanged)} with a busy core beside)")
