@@ -180,18 +180,26 @@ def _within_run(budget: Budget, point: BudgetResult, share: float, settings: Noi
 
 def _between_runs(budget: Budget, point: BudgetResult, baseline: CaseRecord, own: float,
                   settings: NoiseSettings) -> BudgetResult:
-    """Against the stored baseline: past the budget and significantly off the baseline to fail."""
+    """Against the stored baseline: past the budget, and significantly so, to fail.
+
+    Significant: the value lies more than ``z_between`` σ beyond the baseline (a regression budget,
+    ``+10%``: asv's rule of a factor and a significant difference) or beyond the limit itself (a
+    budget that demands an improvement, ``-20%``), in the failing direction. With no noise at all
+    (deterministic figures) being past the limit is enough.
+    """
     if point.status == "pass":
         return point
     stored = baseline.numbers().get(budget.metric)
+    values = (point.current, stored, point.limit)
+    if any(v is None or not math.isfinite(v) or v <= 0 for v in values):
+        return point
     spread, how = run_spread(baseline, budget.metric, settings.run_spread)
     sigma = math.hypot(own, spread)
-    if not stored or stored <= 0 or point.current is None or point.current <= 0 or not math.isfinite(point.current):
-        return point
-    distance = abs(math.log(point.current / stored))
-    noise = (f"{distance * 100:.1f} % from the baseline against noise σ {sigma * 100:.1f} % "
+    worse = 1.0 if budget.op in ("<=", "<") else -1.0  # the direction in which the value fails
+    beyond = max(worse * math.log(point.current / stored), worse * math.log(point.current / point.limit))
+    noise = (f"{beyond * 100:.1f} % beyond the baseline or limit against noise σ {sigma * 100:.1f} % "
              f"(this run {own * 100:.1f} %, run to run {spread * 100:.1f} %: {how})")
-    if distance > settings.z_between * sigma:
+    if beyond > settings.z_between * sigma:
         return BudgetResult(budget, "fail", f"{point.message}; {noise}, more than {settings.z_between:g} σ",
                             point.current, point.limit)
     return BudgetResult(budget, "inconclusive",

@@ -106,6 +106,11 @@ def test_unchanged_code_within_the_run_to_run_spread_never_fails():
     assert _verdict(_record(1.12), _record(1.0)) == "fail"  # past it, and 11 % off: beyond 2.5 × 3 %
 
 
+def test_a_budget_that_demands_an_improvement_fails_when_clearly_missed():
+    assert _verdict(_record(1.0), _record(1.0), "opt<=baseline-50%") == "fail"  # same value, far past the limit
+    assert _verdict(_record(1.0), _record(1.0), "perplexity<=baseline-1%") == "fail"  # deterministic: no noise
+
+
 def test_a_clear_regression_fails():
     assert _verdict(_record(1.25), _record(1.0)) == "fail"
     assert _verdict(_record(1.25), _record(1.0), "opt<=baseline+30%") == "pass"
