@@ -127,12 +127,9 @@ class Session:
 
     def compress(self, pipeline: Pipeline) -> Candidate:
         """Apply ``pipeline`` to the base model (raises ``Unsupported`` where it cannot run here)."""
-        from pytest_llmeff.measure.threads import usable_cores, using
-
         ctx = self.context()
         pipeline.check(ctx)
-        with using(usable_cores()):  # compression is not timed: training and calibration get every core
-            return pipeline.apply(Candidate(self.base().model), ctx, self._prefixes)
+        return pipeline.apply(Candidate(self.base().model), ctx, self._prefixes)
 
     # ------------------------------------------------------------------ measure and score
     def spec(self, case: CaseSettings | None = None) -> MeasureSpec:
