@@ -50,8 +50,9 @@ Numbers = Callable[[CaseRecord, Mapping[str, float], Mapping[str, float] | None]
 # A failure against the stored baseline needs a distance of this many standard deviations of the
 # combined noise (one-sided p ≈ 0.006 for normal noise); see docs/BENCHMARKS.md "Gate calibration".
 Z_BETWEEN = 2.5
-# Run-to-run spread (SD of the log) of cost-based figures when the baseline holds fewer than
-# MIN_HISTORY recorded runs: the 2-core CPU kind's measured spread of paired opt scores.
+# Run-to-run spread (SD of the log) of timing-based figures: the floor, and the value while a baseline
+# holds fewer than MIN_HISTORY recorded runs. Conservative: paired opt scores on the 2-core CPU kind
+# spread by 0.7–2 % between runs (docs/BENCHMARKS.md, "Gate calibration").
 DEFAULT_RUN_SPREAD = 0.03
 MIN_HISTORY = 3
 
