@@ -26,8 +26,6 @@ from pytest_llmeff.measure.steady import WarmUp, pairs_for, time_interleaved, wa
 from pytest_llmeff.measure.workloads import Job, PerplexityPass, parse_workload
 from pytest_llmeff.records import Measurement
 
-WINDOW_MARGIN = 1.25  # energy windows this much longer than the meter's minimum
-
 
 @dataclass
 class Costs:
@@ -87,7 +85,7 @@ def _measure_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: Measure
         for costs in out:
             costs.notes.append("energy not measured: no energy meter (--llmeff-energy none)")
         return
-    window_s = max(meter.min_window_s * WINDOW_MARGIN, spec.min_seconds / 2)
+    window_s = max(meter.min_window_s * latency.WINDOW_MARGIN, spec.min_seconds / 2)
     calls = [max(1, math.ceil(window_s / max(e, 1e-6))) for e in warm.estimate_s]
     windows: list[list[tuple[Any, int]]] = [[] for _ in jobs]
     errors: list[str] = []

@@ -84,12 +84,6 @@ def plan(fn: Callable[[], Any], *, min_window_s: float, min_rounds: int = 5, max
     return TimingPlan(min(rounds, max_rounds), iterations, warmup, one)
 
 
-def extend(p: TimingPlan, measured_s: float, min_window_s: float) -> TimingPlan:
-    """A plan long enough for ``min_window_s``, given that ``p`` took ``measured_s``."""
-    per_round = max(measured_s / p.rounds, 1e-6)
-    return TimingPlan(math.ceil(WINDOW_MARGIN * min_window_s / per_round), p.iterations, 0, p.estimate_s)
-
-
 def run_with_benchmark(benchmark: Any, fn: Callable[[], Any], p: TimingPlan) -> Timing:
     """Time through pytest-benchmark; falls back to :func:`run_plain` where it is disabled."""
     benchmark.pedantic(fn, rounds=p.rounds, iterations=p.iterations, warmup_rounds=0)
