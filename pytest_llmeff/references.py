@@ -99,21 +99,22 @@ class References:
         key = f"cache:{replay}"
         if key not in self._references:
             self.session.progress(f"measuring the no-cache reference on {len(prompts)} replayed prompts")
-            values, answers = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"),
-                                            spec, self.session.meter(), benchmark if strategy_text == "none" else None)
-            record = self._record(case_id, "cache:none", values)
+            measured = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
+                                     self.session.meter(), benchmark if strategy_text == "none" else None)
+            record = self._record(case_id, "cache:none", measured.values)
             self._references[key] = self.session.score(record, record)
-            self._cache_answers[key] = answers
+            self._cache_answers[key] = measured.answers
         reference = self._references[key]
         if strategy_text == "none":
             return reference, reference
         self.session.progress(f"measuring cache strategy {strategy_text}")
-        values, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
-                                  self.session.meter(), benchmark, self._cache_answers[key])
+        measured = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
+                                 self.session.meter(), benchmark, self._cache_answers[key])
+        values = measured.values
         if self.session.options.paired:  # the no-cache answers timed again next to this case (see measure_case)
-            again, _ = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
-                                     self.session.meter(), None, self._cache_answers[key])
-            reference = self._paired(reference, again)
+            again = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
+                                  self.session.meter(), None, self._cache_answers[key], plan=measured.plan)
+            reference = self._paired(reference, again.values)
         return self.session.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
 
     def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:

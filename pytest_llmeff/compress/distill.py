@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_llmeff.compress import structure
+from pytest_llmeff.compress import disk_cache, structure
 from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor
 from pytest_llmeff.compress.calibration import train_token_stream
 from pytest_llmeff.fingerprint import library_version
@@ -46,19 +45,6 @@ class TrainRecipe:
     seed: int = 0
     seqkd_samples: int = 128
     seqkd_new_tokens: int = 64
-
-
-def model_digest(model: Any) -> str:
-    """sha256 over parameter names, shapes, dtypes and bytes (the teacher part of a cache key)."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    digest.update(json.dumps(getattr(model.config, structure.STRUCTURE_KEY, None), sort_keys=True).encode())
-    return digest.hexdigest()
 
 
 def every_other_layer(n_layers: int, keep_fraction: float) -> list[int]:
@@ -174,9 +160,8 @@ def _versions() -> dict[str, str | None]:
 def cache_key(teacher: Any, recipe: TrainRecipe, student_spec: str, ctx: CompressContext) -> str:
     text = ctx.text()
     data = hashlib.sha256("\x1e".join(text.train_texts[:2000]).encode()).hexdigest()
-    payload = {"teacher": model_digest(teacher), "recipe": asdict(recipe), "student": student_spec,
-               "data": [text.name, data], "versions": _versions()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return disk_cache.key_of({"teacher": disk_cache.model_digest(teacher), "recipe": asdict(recipe),
+                              "student": student_spec, "data": [text.name, data], "versions": _versions()})
 
 
 @dataclass(frozen=True)
@@ -251,24 +236,27 @@ class Distill(Compressor):
         key = cache_key(teacher, recipe, spec, ctx)
         folder = ctx.cache_dir / "students" / key
         notes = list(candidate.notes)
-        if (folder / "llmeff-student.json").exists():
+        meta = disk_cache.cached(folder)
+        if meta is not None:
             ctx.progress(f"{self.id}: reusing the cached student {folder}")
-            student = from_pretrained(str(folder), use_safetensors=True, dtype=teacher.dtype)
-            student = student.to(next(teacher.parameters()).device).eval()
-            meta = json.loads((folder / "llmeff-student.json").read_text())
             notes.append(f"{self.id}: student from cache ({meta['minutes']} min of training when built)")
         else:
             ctx.progress(f"{self.id}: distilling into a student ({spec}), {recipe.steps} steps of "
                          f"{recipe.batch_size}×{recipe.seq_len} tokens on {ctx.device}")
-            started = time.perf_counter()
-            curve = train_student(student, teacher, ctx, recipe, self.id)
-            minutes = round((time.perf_counter() - started) / 60, 2)
-            folder.mkdir(parents=True, exist_ok=True)
-            student.save_pretrained(folder, safe_serialization=True)
-            (folder / "llmeff-student.json").write_text(json.dumps(
-                {"recipe": asdict(recipe), "student": spec, "curve": curve, "minutes": minutes,
-                 "versions": _versions()}, indent=2))
-            notes.append(f"{self.id}: trained {recipe.steps} steps in {minutes} min ({self.loss}); cached")
+
+            def make(tmp: Path) -> dict[str, Any]:
+                started = time.perf_counter()
+                curve = train_student(student, teacher, ctx, recipe, self.id)
+                minutes = round((time.perf_counter() - started) / 60, 2)
+                student.save_pretrained(tmp, safe_serialization=True)
+                return {"recipe": asdict(recipe), "student": spec, "curve": curve, "minutes": minutes,
+                        "versions": _versions()}
+
+            meta = disk_cache.build(folder, make)
+            notes.append(f"{self.id}: trained {recipe.steps} steps in {meta['minutes']} min ({self.loss}); cached")
+        # Loaded back from the cache in both cases, so a fresh and a cached run measure the same files.
+        student = from_pretrained(str(folder), use_safetensors=True, dtype=teacher.dtype)
+        student = student.to(next(teacher.parameters()).device).eval()
         info = dict(candidate.info, layers=float(len(structure.layers(student))))
         return Candidate(student, False, candidate.steps + [self.id], notes, info)
 

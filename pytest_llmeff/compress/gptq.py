@@ -1,7 +1,10 @@
 """GPTQ weight quantisation through gptqmodel (calibration texts from the run's train split).
 
 The quantised model is saved and loaded back with ``GPTQModel.load`` — GPT-2 GPTQ checkpoints do
-not load through transformers — and measured as the transformers model inside it. A named kernel
+not load through transformers — and measured as the transformers model inside it. The checkpoint is
+kept in the cache folder under a key of the source weights, the settings, the calibration texts,
+the device and the library versions (see :mod:`pytest_llmeff.compress.disk_cache`): quantising takes
+minutes on a CPU, and a later run loads the same files instead. A named kernel
 backend is used (``gptq_torch`` on CPU, ``gptq_triton`` on CUDA): gptqmodel's ``auto`` picks the
 Hopper "machete" kernel on an H100, whose build needs the network.
 """
@@ -13,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pytest_llmeff.compress import disk_cache
 from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor, Unsupported
 from pytest_llmeff.compress.bnb import save_for_reload
 from pytest_llmeff.compress.calibration import calibration_texts
+from pytest_llmeff.fingerprint import library_version
 
 GROUP_SIZES = (128, 64, 32, 16)
 
@@ -85,18 +90,25 @@ class Gptq(Compressor):
         notes = list(candidate.notes)
         if group != self.group_size:
             notes.append(f"{self.id}: group size {group} (layer widths do not divide into {self.group_size})")
-        source, _ = save_for_reload(candidate, ctx)
-        out = ctx.workdir / f"gptq-{len(list(ctx.workdir.glob('gptq-*')))}"
         cal = calibration_texts(ctx, self.samples)
-        ctx.progress(f"{self.id}: GPTQ {self.bits}-bit, group {group}, {len(cal)} calibration texts "
-                     f"on {ctx.device} (the first run on a machine also compiles a kernel)")
-        job = {"source": source, "out": str(out), "bits": self.bits, "group_size": group,
-               "desc_act": self.desc_act, "device": ctx.device, "calibration": cal,
-               "trust_remote_code": ctx.base.spec.trust_remote_code}
-        quantize_in_subprocess(job, ctx.workdir)
+        job = {"bits": self.bits, "group_size": group, "desc_act": self.desc_act, "device": ctx.device,
+               "calibration": cal, "trust_remote_code": ctx.base.spec.trust_remote_code}
+        folder = ctx.cache_dir / "gptq" / disk_cache.key_of(
+            {**job, "source": disk_cache.model_digest(candidate.model), "versions": _versions()})
+        meta = disk_cache.cached(folder)
+        if meta is None:
+            ctx.progress(f"{self.id}: GPTQ {self.bits}-bit, group {group}, {len(cal)} calibration texts "
+                         f"on {ctx.device} (cached afterwards; the first run on a machine also compiles a kernel)")
+            source, _ = save_for_reload(candidate, ctx)
+            meta = disk_cache.build(folder, lambda tmp: quantize_in_subprocess(
+                {**job, "source": source, "out": str(tmp)}, ctx.workdir))
+            notes.append(f"{self.id}: quantised in {meta['minutes']} min; cached")
+        else:
+            ctx.progress(f"{self.id}: reusing the cached GPTQ checkpoint {folder}")
+            notes.append(f"{self.id}: checkpoint from cache ({meta['minutes']} min of quantising when built)")
         from gptqmodel import GPTQModel
 
-        loaded = GPTQModel.load(str(out), device=ctx.device, backend=self._backend(ctx.device))
+        loaded = GPTQModel.load(str(folder), device=ctx.device, backend=self._backend(ctx.device))
         notes.append(f"{self.id}: kernel backend {self._backend(ctx.device)}")
         source_dtype, loaded_dtype = candidate.model.dtype, loaded.model.dtype
         if loaded_dtype != source_dtype:  # gptqmodel may change the activation dtype (fp32 → bf16)
@@ -106,17 +118,25 @@ class Gptq(Compressor):
         return Candidate(loaded.model.eval(), False, candidate.steps + [self.id], notes, dict(candidate.info))
 
 
-def quantize_in_subprocess(job: dict[str, Any], workdir: Path) -> None:
+def _versions() -> dict[str, str | None]:
+    return {dist: library_version(dist) for dist in ("gptqmodel", "torch", "transformers", "pytest-llmeff")}
+
+
+def quantize_in_subprocess(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Quantise in a fresh interpreter: gptqmodel's quantisation leaves worker threads and allocator
     state behind that slowed every later forward pass in the same process by ~50 % (measured on
-    2 CPU cores), which would corrupt every later case's timing. Its log goes to a file."""
+    2 CPU cores), which would corrupt every later case's timing. Its log goes to a file.
+    Returns the build record kept with the cached checkpoint."""
     import json
     import subprocess
     import sys
+    import time
 
-    spec = workdir / f"{Path(job['out']).name}.json"
-    log = workdir / f"{Path(job['out']).name}.log"
+    name = f"gptq-{len(list(workdir.glob('gptq-*.json')))}"
+    spec = workdir / f"{name}.json"
+    log = workdir / f"{name}.log"
     spec.write_text(json.dumps(job))
+    started = time.perf_counter()
     env = dict(os.environ)
     # gptqmodel sizes a CPU worker pool at import; on a 2-core machine its default fails.
     env.setdefault("GPTQMODEL_CPU_WORKERS", "2")
@@ -126,6 +146,9 @@ def quantize_in_subprocess(job: dict[str, Any], workdir: Path) -> None:
     if done.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
         raise CompressError("GPTQ quantisation failed (gptqmodel):\n  " + "\n  ".join(tail))
+    return {"minutes": round((time.perf_counter() - started) / 60, 2), "versions": _versions(),
+            "settings": {k: job[k] for k in ("bits", "group_size", "desc_act", "device")},
+            "calibration_texts": len(job["calibration"])}
 
 
 def _worker(spec_path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_llmeff.measure import latency
@@ -111,25 +112,43 @@ def structure_values(model: Any, info: dict[str, float]) -> dict[str, Measuremen
     return out
 
 
+@dataclass(frozen=True)
+class CacheMeasurement:
+    """One cache strategy over the replay list: its figures, its answers, and the timing plan used."""
+
+    values: dict[str, Measurement]
+    answers: list[list[int]]
+    plan: latency.TimingPlan
+
+
 def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_tokens: int, strategy: Any,
                   spec: MeasureSpec, meter: Any, benchmark: Any = None,
-                  reference: list[list[int]] | None = None) -> tuple[dict[str, Measurement], list[list[int]]]:
+                  reference: list[list[int]] | None = None,
+                  plan: latency.TimingPlan | None = None) -> CacheMeasurement:
     """Time, energy and answer quality of one cache strategy over the replay list.
 
     ``reference`` holds the answers without a cache; without it (the ``none`` case itself) the
-    strategy's own answers are the reference. Returns the measurements and the answers.
+    strategy's own answers are the reference. Every call replays the whole list from an empty cache
+    and gives the same greedy answers, so the answers and hits are read from the first call.
+    ``plan``: rounds and iterations already chosen (the no-cache list timed again next to a case
+    takes the case's plan, without planning calls of its own).
     """
     from pytest_llmeff.measure.caching import answer_all, rouge_l
 
-    answers = answer_all(strategy, model, replay, new_tokens)
-    hits = strategy.hits
-    reference = reference or answers
+    first: list[tuple[list[list[int]], int]] = []
 
     def call() -> None:
-        answer_all(strategy, model, replay, new_tokens)
+        answers = answer_all(strategy, model, replay, new_tokens)
+        if not first:
+            first.append((answers, strategy.hits))
 
     _idle_first(meter, spec)
-    plan = latency.plan(call, min_window_s=max(spec.min_seconds, meter.min_window_s), warmup=0)
+    if plan is None:
+        plan = latency.plan(call, min_window_s=max(spec.min_seconds, meter.min_window_s), warmup=0)
+    else:
+        call()  # one warm-up call, which also gives the answers
+    answers, hits = first[0]
+    reference = reference or answers
     with meter.measure() as window:
         timing = (latency.run_with_benchmark(benchmark, call, plan) if benchmark is not None
                   else latency.run_plain(call, plan))
@@ -148,4 +167,4 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
     if window.reading is not None:  # per answered prompt: every call answers the n prompts
         values.update(energy_values([(window.reading, timing.calls_made * n)], meter, spec.energy,
                                     timing.median_s / n, new_tokens, 1))
-    return values, answers
+    return CacheMeasurement(values, answers, plan)
