@@ -4,15 +4,16 @@
     def test_quantization(llmeff, compressor):
         llmeff.run(compressor)
 
-``run`` compresses the base model, measures the result, scores it against the base model of the
-same run, checks the budgets against base and stored baseline, records everything, and fails the
-test with a readable report when a budget is broken.
+``run`` reads the case's budgets and settings from the marker, runs the case through
+:func:`pytest_llmeff.flow.run_case` (compress, measure next to the base model, score, check the
+budgets against base and stored baseline), records the result, and maps it to the test's outcome:
+a failure with a readable report when a budget is broken, a skip where the method cannot run here,
+a warning when the verdict is inconclusive or no baseline exists yet.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ import pytest
 
 from pytest_llmeff.budgets import Budget, BudgetError, parse_budgets
 from pytest_llmeff.compress import CompressError, Pipeline, Unsupported
+from pytest_llmeff.flow import run_cache_case, run_case
 from pytest_llmeff.registry import UnknownNameError
 from pytest_llmeff.results import CaseResult, CaseSettings
 from pytest_llmeff.session import Session
@@ -175,11 +177,7 @@ class LlmeffCase:
             pytest.skip(f"cache:{strategy}: {why}")
         checks = self.budgets(f"cache:{strategy}", budgets)
         with clear_errors():
-            timed = strategy != "none" or not self.session.references.has_cache_reference(replay)
-            record, reference = self.session.references.cache_case(strategy, self.node_id,
-                                                        self.benchmark if timed else None, replay)
-            record = dataclasses.replace(record, case_id=self.node_id)
-            result = self.session.check(record, reference, checks)
+            result = run_cache_case(self.session, strategy, checks, self.node_id, self.benchmark, replay)
         return self._conclude(f"cache:{strategy}", result)
 
     def _conclude(self, label: str, result: CaseResult) -> CaseResult:
@@ -221,35 +219,11 @@ class LlmeffCase:
         pipeline = self.pipeline(compressor)
         checks = self.budgets(pipeline.id, budgets)
         with clear_errors():
-            result = self._run(pipeline, checks)
-        return self._conclude(pipeline.id, result)
-
-    def _run(self, pipeline: Pipeline, checks: list[Budget]) -> CaseResult:
-        session = self.session
-        if pipeline.id == "base":
-            timed = not session.references.has_reference(self.settings)
-            reference = session.references.reference(self.settings, self.benchmark if timed else None, self.node_id)
-            record = dataclasses.replace(reference, case_id=self.node_id)
-        else:
             try:
-                candidate = session.compress(pipeline)
+                result = run_case(self.session, pipeline, checks, self.node_id, self.benchmark, self.settings)
             except Unsupported as exc:
                 pytest.skip(f"{pipeline.id}: {exc}")
-            record, reference = session.references.measure_case(candidate, pipeline.id, self.node_id, self.benchmark,
-                                                     self.settings)
-            result = session.check(record, reference, checks)
-            for attempt in range(session.options.reruns):
-                if result.verdict != "inconclusive":
-                    break
-                session.progress(f"{pipeline.id}: verdict inconclusive; timing again ({attempt + 1}/"
-                                 f"{session.options.reruns})")
-                again = session.references.retime(candidate.model, record, reference, self.settings)
-                if again is None:
-                    break
-                record, reference = again
-                result = session.check(record, reference, checks)
-            return result
-        return session.check(record, reference, checks)
+        return self._conclude(pipeline.id, result)
 
     def _annotate_benchmark(self, result: CaseResult) -> None:
         """Put llmeff's figures into pytest-benchmark's ``extra_info`` (saved with --benchmark-autosave)."""

@@ -62,6 +62,9 @@ class CaseRecord:
     # Stored baselines only: values of timing-based figures (opt …) from earlier baseline updates of
     # the same model, oldest first: the machine's run-to-run spread (see verdicts.run_spread).
     history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # Time and energy taken call by call in turn with the reference this record is scored against
+    # (verdicts then resample both with one draw of call indices).
+    interleaved: bool = False
 
     def numbers(self) -> dict[str, float]:
         """Plain metric → value (with ``opt`` / ``opt.<preset>``), as score and budgets take them."""
@@ -78,6 +81,7 @@ class CaseRecord:
             "values": {k: v.to_json() for k, v in self.values.items()},
             "opt": dict(self.opt), "notes": list(self.notes),
             **({"history": {k: list(v) for k, v in self.history.items()}} if self.history else {}),
+            **({"interleaved": True} if self.interleaved else {}),
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class CaseRecord:
             opt={k: float(v) for k, v in data.get("opt", {}).items()},
             notes=tuple(data.get("notes", ())),
             history={k: tuple(float(x) for x in v) for k, v in data.get("history", {}).items()},
+            interleaved=data.get("interleaved") is True,
         )
 
 

@@ -42,7 +42,7 @@ class References:
         record = dataclasses.replace(record, dtype=_dtype_label(candidate.model))
         if paired_with is None or ref_costs is None:
             return record, None
-        return record, self._paired(paired_with, ref_costs)
+        return dataclasses.replace(record, interleaved=True), self._paired(paired_with, ref_costs)
 
     def _paired(self, reference: CaseRecord, costs: dict[str, Any]) -> CaseRecord:
         """``reference`` with the cost figures measured next to a case (every cost-derived figure of
@@ -132,10 +132,9 @@ class References:
 
         if "samples" not in record.values["time"].detail:
             return None
-        paired = "interleaved" in record.values["time"].method
         run = self.session
         costs, ref_costs = paired_costs(model, run.inputs(), run.spec(case), run.meter(), None,
-                                        run.base().model if paired else None)
+                                        run.base().model if record.interleaved else None)
         record = dataclasses.replace(record, values=_merged(record.values, costs.values))
         if ref_costs is not None:
             pooled = dataclasses.replace(reference, values=_merged(reference.values, ref_costs.values))

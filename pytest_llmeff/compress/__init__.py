@@ -75,6 +75,11 @@ class Pipeline:
     steps: tuple[Compressor, ...]
     reordered_from: str | None = None
 
+    @property
+    def is_reference(self) -> bool:
+        """The unmodified model (``base``): measured as every case's reference, not compressed."""
+        return len(self.steps) == 1 and self.steps[0].stage == "identity"
+
     def check(self, ctx: CompressContext) -> None:
         for step in self.steps:
             step.check(ctx)

@@ -40,15 +40,10 @@ class Cast(Compressor):
             if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
                 raise Unsupported("this GPU has no bfloat16 support")
             return
-        # Without these instructions torch emulates 16-bit matmuls on the CPU, several times
-        # slower than float32: a measurement of the emulation, not of the optimisation.
-        flags = _cpu_flags()
-        native = {"float16": {"avx512_fp16", "amx_fp16"}, "bfloat16": {"avx512_bf16", "amx_bf16"}}[self.dtype]
-        if flags is not None and not flags & native and not self.allow_emulated:
-            short = {"float16": "fp16", "bfloat16": "bf16"}[self.dtype]
-            raise Unsupported(f"this CPU has no native {self.dtype} arithmetic ({' / '.join(sorted(native))}); "
-                              f"torch would emulate it — run it on a GPU, or use {short}(allow_emulated=true) "
-                              "to measure the emulation anyway")
+        short = {"float16": "fp16", "bfloat16": "bf16"}[self.dtype]
+        if not self.allow_emulated and (why := emulated_on_cpu(self.dtype)):
+            raise Unsupported(f"{why} — run it on a GPU, or use {short}(allow_emulated=true) to measure "
+                              "the emulation anyway")
 
     def apply(self, candidate: Candidate, ctx: CompressContext) -> Candidate:
         import torch
@@ -60,6 +55,22 @@ class Cast(Compressor):
 
 def identity() -> Compressor:
     return Identity()
+
+
+NATIVE_16BIT = {"float16": {"avx512_fp16", "amx_fp16"}, "bfloat16": {"avx512_bf16", "amx_bf16"}}
+
+
+def emulated_on_cpu(dtype: str) -> str | None:
+    """Why 16-bit ``dtype`` arithmetic would be emulated on this CPU (None if it is native, or unknown).
+
+    Without these instructions torch emulates 16-bit matmuls, many times slower than float32
+    (bf16 18 ms against fp32 0.8 ms for a 256×192×576 product on a 2-core AVX2 machine): a
+    measurement of the emulation, not of the optimisation."""
+    flags = _cpu_flags()
+    native = NATIVE_16BIT[dtype]
+    if flags is None or flags & native:
+        return None
+    return f"this CPU has no native {dtype} arithmetic ({' / '.join(sorted(native))}); torch would emulate it"
 
 
 def _cpu_flags() -> set[str] | None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from pytest_llmeff.compress import disk_cache
 from pytest_llmeff.compress.base import Candidate, CompressContext, CompressError, Compressor, Unsupported
+from pytest_llmeff.compress.basic import emulated_on_cpu
 from pytest_llmeff.compress.bnb import save_for_reload
 from pytest_llmeff.compress.calibration import calibration_texts
 from pytest_llmeff.fingerprint import library_version
@@ -50,6 +51,8 @@ class Gptq(Compressor):
         samples: calibration documents from the train split.
         desc_act: quantise columns in order of decreasing activation (act-order).
         backend: gptqmodel kernel; ``auto`` = ``gptq_torch`` on CPU, ``gptq_triton`` on CUDA.
+        allow_emulated: measure on a CPU without native bfloat16 arithmetic anyway (gptqmodel's CPU
+            kernel computes in bfloat16, which torch then emulates: ~40× slower per matmul on AVX2).
     """
 
     stage: ClassVar[str] = "quantize"
@@ -59,6 +62,7 @@ class Gptq(Compressor):
     samples: int = 128
     desc_act: bool = False
     backend: str = "auto"
+    allow_emulated: bool = False
 
     def __post_init__(self) -> None:
         if self.bits not in (2, 3, 4, 8):
@@ -73,6 +77,10 @@ class Gptq(Compressor):
             import gptqmodel  # noqa: F401
         except ImportError as exc:
             raise Unsupported(f"gptqmodel is not installed ({exc}); pip install gptqmodel") from None
+        if not ctx.device.startswith("cuda") and not self.allow_emulated and (why := emulated_on_cpu("bfloat16")):
+            raise Unsupported(f"gptqmodel's CPU kernel computes in bfloat16, and {why}"
+                              f" — run it on a GPU, or use {self.id.split('(')[0]}(allow_emulated=true) to "
+                              "measure the emulation anyway")
 
     def _backend(self, device: str) -> str:
         if self.backend != "auto":
@@ -165,13 +173,13 @@ def _worker(spec_path: str) -> None:
 
 
 def gptq(bits: int = 4, group_size: int = 128, samples: int = 128, desc_act: bool = False,
-         backend: str = "auto") -> Compressor:
+         backend: str = "auto", allow_emulated: bool = False) -> Compressor:
     return Gptq(bits=int(bits), group_size=int(group_size), samples=int(samples), desc_act=bool(desc_act),
-                backend=str(backend))
+                backend=str(backend), allow_emulated=bool(allow_emulated))
 
 
-def gptq4(group_size: int = 128, samples: int = 128, backend: str = "auto") -> Compressor:
-    return gptq(4, group_size, samples, False, backend)
+def gptq4(group_size: int = 128, samples: int = 128, backend: str = "auto", allow_emulated: bool = False) -> Compressor:
+    return gptq(4, group_size, samples, False, backend, allow_emulated)
 
 
 if __name__ == "__main__":

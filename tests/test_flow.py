@@ -1,0 +1,88 @@
+"""The case flow without pytest around it (pytest_llmeff.flow): a session, a pipeline, budgets in;
+a checked result out. Runs in-process on the embedded model with short timing windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmeff.budgets import parse_budgets
+from pytest_llmeff.compress import Unsupported
+from pytest_llmeff.flow import run_cache_case, run_case
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture
+def session(pytester, embedded, tmp_path):
+    from pytest_llmeff.options import Options
+    from pytest_llmeff.session import Session
+
+    config = pytester.parseconfig("--llmeff", "--llmeff-energy=none", "--llmeff-min-seconds=0.05",
+                                  "--llmeff-workload=forward(batch=1, ctx=32)", "--llmeff-eval-windows=8",
+                                  f"--llmeff-baselines={tmp_path / 'baselines'}", "--llmeff-reruns=2")
+    run = Session(Options.from_config(config), progress=lambda line: None)
+    run._base = embedded  # the model loaded once for the whole test run
+    yield run
+    run.finish(write=False)
+
+
+def test_the_base_model_is_its_own_reference_and_passes_its_gates_exactly(session):
+    pipeline = session.pipeline("base")
+    assert pipeline.is_reference and not session.pipeline("nf4").is_reference
+    result = run_case(session, pipeline, parse_budgets(["perplexity:+0%", "time:+0%"]), "case-base")
+    assert result.record.values == result.reference.values and result.record.case_id == "case-base"
+    assert result.verdict == "pass"
+
+
+def test_a_candidate_is_measured_interleaved_with_the_base_and_its_budgets_decide(session):
+    checks = parse_budgets(["perplexity:+1000%", "perplexity<=1"])  # one that holds, one that cannot
+    result = run_case(session, session.pipeline("layer20"), checks, "case-layer20")
+    record, reference = result.record, result.reference
+    assert record.method == "layer20" and record.interleaved and not reference.interleaved
+    assert "time and energy measured interleaved with the case" in reference.notes
+    assert len(record.values["time"].detail["samples"]) == len(reference.values["time"].detail["samples"])
+    assert record.values["perplexity"].value > reference.values["perplexity"].value  # a layer fewer
+    assert [b.status for b in result.budgets] == ["pass", "fail"] and result.verdict == "fail"
+
+
+def test_a_method_that_cannot_run_here_raises_unsupported(session, monkeypatch):
+    from pytest_llmeff.compress import basic
+
+    monkeypatch.setattr(basic, "_cpu_flags", lambda: {"avx2"})  # a CPU without native 16-bit arithmetic
+    with pytest.raises(Unsupported, match="no native bfloat16"):
+        run_case(session, session.pipeline("bf16"), [], "case-bf16")
+    with pytest.raises(Unsupported, match="gptqmodel's CPU kernel computes in bfloat16"):
+        run_case(session, session.pipeline("gptq4"), [], "case-gptq4")
+
+
+def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, monkeypatch):
+    from pytest_llmeff.budgets import BudgetResult
+    from pytest_llmeff.results import CaseResult
+
+    calls = []
+    check = session.check
+
+    def undecided_twice(record, reference, checks):  # the first two checks come out inconclusive
+        result = check(record, reference, checks)
+        calls.append(len(record.values["time"].detail["samples"]))
+        if len(calls) <= 2:
+            budgets = [BudgetResult(b.budget, "inconclusive", "undecided", b.current, b.limit) for b in result.budgets]
+            return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)
+        return result
+
+    monkeypatch.setattr(session, "check", undecided_twice)
+    result = run_case(session, session.pipeline("magnitude"), parse_budgets(["perplexity:+1000%"]), "case-mag")
+    assert len(calls) == 3 and calls[0] < calls[1] < calls[2]  # each retiming added samples
+    assert result.verdict == "pass"
+
+
+def test_a_cache_case_checks_answers_against_the_no_cache_answers(session):
+    from pytest_llmeff.measure.caching import Replay
+
+    replay = Replay(prompts=2, repeats=2, prompt_tokens=32, new_tokens=4)
+    none = run_cache_case(session, "none", [], "case-none", replay=replay)
+    static = run_cache_case(session, "static", parse_budgets(["exact_match>=1"]), "case-static", replay=replay)
+    assert none.record.values["hit_rate"].value == 0
+    assert static.record.values["hit_rate"].value == pytest.approx(2 / 6)  # each repeat of a prompt hits
+    assert static.record.values["exact_match"].value == 1 and static.verdict == "pass"
+    assert static.record.case_id == "case-static" and static.reference.method == "cache:none"
