@@ -46,6 +46,7 @@ class Session:
         self.accepted: dict[str, CaseRecord] = {}
         self.baseline_changes: list[BaselineChange] = []
         self.errors: list[str] = []  # files the run was asked for that could not be written (one line each)
+        self._pipelines: dict[str, Pipeline] = {}  # pipeline text → parsed (see pipeline)
         self._prefixes: dict[str, Candidate] = {}  # structural pipeline prefixes, reused by later cases
         self._base: Any = None
         self._text: Any = None
@@ -117,8 +118,12 @@ class Session:
 
     # ------------------------------------------------------------------ compress
     def pipeline(self, text: str) -> Pipeline:
-        return parse_pipeline(text, allow_reorder=self.options.allow_reorder,
-                              registry=self.options.compressor_registry)
+        """``text`` parsed and validated, once per run: collection checks it, and the fixture, the
+        case and its budget keys get the same object."""
+        if text not in self._pipelines:
+            self._pipelines[text] = parse_pipeline(text, allow_reorder=self.options.allow_reorder,
+                                                   registry=self.options.compressor_registry)
+        return self._pipelines[text]
 
     def context(self) -> CompressContext:
         return CompressContext(base=self.base(), text=self.text, workdir=self._workdir,

@@ -36,7 +36,6 @@ import random
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pytest_llmeff.budgets import Budget, BudgetResult
 from pytest_llmeff.records import CaseRecord
@@ -207,11 +206,3 @@ def _between_runs(budget: Budget, point: BudgetResult, baseline: CaseRecord, own
                         f"{point.message.split(';')[0]} — inconclusive: past the budget but {noise}, within "
                         f"{settings.z_between:g} σ", point.current, point.limit)
 
-
-def sample_summary(record: CaseRecord) -> dict[str, Any]:
-    """Rounds and spread of the sampled figures, for reports."""
-    out = {}
-    for name, values in samples_of(record).items():
-        out[name] = {"n": len(values), "median": statistics.median(values),
-                     "cv": statistics.stdev(values) / statistics.fmean(values) if statistics.fmean(values) else 0.0}
-    return out

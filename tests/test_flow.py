@@ -29,6 +29,7 @@ def session(pytester, embedded, tmp_path):
 def test_the_base_model_is_its_own_reference_and_passes_its_gates_exactly(session):
     pipeline = session.pipeline("base")
     assert pipeline.is_reference and not session.pipeline("nf4").is_reference
+    assert session.pipeline("base") is pipeline  # parsed once per run
     result = run_case(session, pipeline, parse_budgets(["perplexity:+0%", "time:+0%"]), "case-base")
     assert result.record.values == result.reference.values and result.record.case_id == "case-base"
     assert result.verdict == "pass"
