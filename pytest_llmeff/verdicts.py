@@ -21,10 +21,14 @@ Within-run resamples cannot see it (measured on the shared 2-core CPU kind: unch
 moved run to run by more than its resamples allowed). Such a budget:
 
 - passes when the current value is within the budget;
-- fails when it is past the budget **and** its distance from the baseline is more than
-  ``Z_BETWEEN`` standard deviations of the combined noise: the case's own (from the resamples) and
-  the machine's run-to-run spread of that figure (kept with the baseline, see
-  :func:`run_spread`) — the rule asv uses (a fixed factor and a significant difference);
+- fails when it is past the budget **and** its distance from the baseline's level is more than
+  ``Z_BETWEEN`` standard deviations of the noise of that difference — the rule asv uses (a fixed
+  factor and a significant difference). The level is the geometric mean of the ``n`` recorded
+  baseline runs (the stored value and its history); the noise is the case's own (from the
+  resamples), the machine's run-to-run spread σ_run of that figure (see :func:`run_spread`) for
+  this run, and σ_run/√n for the level, which was measured too: a baseline recorded once is as
+  noisy as the run it judges (measured: a baseline recorded in one lucky run put an unchanged
+  case 9–11 % above it in three runs in a row);
 - is inconclusive otherwise (past the budget, but within the noise): more rounds may decide.
 """
 
@@ -178,31 +182,42 @@ def _within_run(budget: Budget, point: BudgetResult, share: float, settings: Noi
                         f"(needs ≥ {1 - tail:.1%} to pass, ≤ {tail:.1%} to fail)", point.current, point.limit)
 
 
+def baseline_level(baseline: CaseRecord, metric: str) -> tuple[float | None, int]:
+    """The geometric mean of ``metric`` over the recorded baseline runs (history and the stored
+    value), and how many runs it rests on."""
+    stored = baseline.numbers().get(metric)
+    values = [v for v in (*baseline.history.get(metric, ()), stored) if v is not None and v > 0]
+    if not values:
+        return stored, 0
+    return math.exp(statistics.fmean(math.log(v) for v in values)), len(values)
+
+
 def _between_runs(budget: Budget, point: BudgetResult, baseline: CaseRecord, own: float,
                   settings: NoiseSettings) -> BudgetResult:
     """Against the stored baseline: past the budget, and significantly so, to fail.
 
-    Significant: the value lies more than ``z_between`` σ beyond the baseline (a regression budget,
-    ``+10%``: asv's rule of a factor and a significant difference) or beyond the limit itself (a
-    budget that demands an improvement, ``-20%``), in the failing direction. With no noise at all
+    Significant: the value lies more than ``z_between`` σ beyond the baseline's level (a regression
+    budget, ``+10%``: asv's rule of a factor and a significant difference) or beyond the limit
+    itself (a budget that demands an improvement, ``-20%``), in the failing direction; σ is the
+    noise of this run's value and of the level (see the module docstring). With no noise at all
     (deterministic figures) being past the limit is enough.
     """
     if point.status == "pass":
         return point
-    stored = baseline.numbers().get(budget.metric)
-    values = (point.current, stored, point.limit)
-    if any(v is None or not math.isfinite(v) or v <= 0 for v in values):
+    level, n = baseline_level(baseline, budget.metric)
+    values = (point.current, level, point.limit)
+    if n == 0 or any(v is None or not math.isfinite(v) or v <= 0 for v in values):
         return point
     spread, how = run_spread(baseline, budget.metric, settings.run_spread)
-    sigma = math.hypot(own, spread)
+    sigma = math.sqrt(own ** 2 + spread ** 2 * (1 + 1 / n))
     worse = 1.0 if budget.op in ("<=", "<") else -1.0  # the direction in which the value fails
-    beyond = max(worse * math.log(point.current / stored), worse * math.log(point.current / point.limit))
-    noise = (f"{beyond * 100:.1f} % beyond the baseline or limit against noise σ {sigma * 100:.1f} % "
-             f"(this run {own * 100:.1f} %, run to run {spread * 100:.1f} %: {how})")
+    beyond = max(worse * math.log(point.current / level), worse * math.log(point.current / point.limit))
+    noise = (f"{beyond * 100:.1f} % beyond the baseline's level ({level:.4g}, {n} recorded run(s)) or the "
+             f"limit against noise σ {sigma * 100:.1f} % (this run {own * 100:.1f} %, run to run "
+             f"{spread * 100:.1f} %: {how})")
     if beyond > settings.z_between * sigma:
         return BudgetResult(budget, "fail", f"{point.message}; {noise}, more than {settings.z_between:g} σ",
                             point.current, point.limit)
     return BudgetResult(budget, "inconclusive",
                         f"{point.message.split(';')[0]} — inconclusive: past the budget but {noise}, within "
                         f"{settings.z_between:g} σ", point.current, point.limit)
-

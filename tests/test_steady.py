@@ -103,7 +103,21 @@ def test_unchanged_code_within_the_run_to_run_spread_never_fails():
     noisy = [0.01 * (1 + rng.uniform(-0.6, 0.6)) for _ in range(15)]
     # past it, within its own noise (resampled unpaired: the case's calls spread by ±60 %)
     assert _verdict(_record(1.12, noisy), _record(1.0), paired=False) == "inconclusive"
-    assert _verdict(_record(1.12), _record(1.0)) == "fail"  # past it, and 11 % off: beyond 2.5 × 3 %
+    # past it, and 11.3 % off: beyond 2.5 σ, σ = 3 % for this run ⊕ 3 % for a baseline recorded once
+    assert _verdict(_record(1.12), _record(1.0)) == "fail"
+    # 10.6 % above a baseline recorded once (what an unchanged case read in three runs in a row
+    # against a lucky baseline): within 2.5 σ of the difference of two single runs
+    assert _verdict(_record(1.106), _record(1.0)) == "inconclusive"
+
+
+def test_the_baseline_level_is_the_mean_of_its_recorded_runs():
+    # The stored value came out 15 % low once; the two runs recorded before it did not.
+    lucky = _record(0.85, history={"opt": (1.0, 1.0)})
+    assert _verdict(_record(1.0), lucky) == "inconclusive"  # past 0.85 + 10 %, but at the level
+    assert _verdict(_record(1.25), lucky) == "fail"
+    # Three agreeing runs pin the level down (σ = 3 % ⊕ 3 %/√3): 12 % above it is a regression.
+    steady = _record(1.0, history={"opt": (1.01, 0.99)})
+    assert _verdict(_record(1.12), steady) == "fail"
 
 
 def test_a_budget_that_demands_an_improvement_fails_when_clearly_missed():
