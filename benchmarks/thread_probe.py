@@ -32,12 +32,13 @@ def main() -> None:
     from pytest_llmeff.measure.workloads import parse_workload
     from pytest_llmeff.models.datasets import load_text_data
     from pytest_llmeff.models.loading import load_model, resolve_model
+    from pytest_llmeff.options import DEFAULT_CACHE_DIR
 
     base = load_model(resolve_model("embedded"), "cpu", "float32")
     text = load_text_data("embedded")
     ids = list(base.tokenizer(text.eval_text)["input_ids"])
     ctx = CompressContext(base=base, text=lambda: text, workdir=Path(tempfile.mkdtemp()),
-                          cache_dir=Path.home() / ".cache" / "pytest-llmeff", seed=0, progress=lambda m: None)
+                          cache_dir=DEFAULT_CACHE_DIR, seed=0, progress=lambda m: None)
     cand = parse_pipeline(args.compressor).apply(Candidate(base.model), ctx, {})
     workload = parse_workload("forward")
     a = workload.build(cand.model, ids, "cpu", base.context_length).call

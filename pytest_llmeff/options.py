@@ -28,6 +28,8 @@ from pytest_llmeff.score import OptWeights
 MISSING = ("warn", "fail")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "pytest-llmeff"  # students, GPTQ checkpoints
+
 @dataclass(frozen=True)
 class Options:
     """All llmeff settings of one run, validated."""
@@ -112,7 +114,7 @@ class Options:
                 ram_dimms=_int("ram_dimms", get("ram_dimms"), 0) or None, what_if=what_if,
                 budgets=tuple(parse_budgets(list(budget_texts))),
                 seed=_int("seed", get("seed"), None),
-                cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "pytest-llmeff",
+                cache_dir=Path(cache).expanduser() if cache else DEFAULT_CACHE_DIR,
                 update_baselines=flags["update_baselines"], allow_reorder=flags["allow_reorder"],
                 heavy=flags["heavy"], compile=flags["compile"], noise_aware=not flags["exact_verdicts"],
                 inconclusive=_choice("inconclusive", str(get("inconclusive")).strip(), MISSING),
