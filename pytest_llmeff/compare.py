@@ -17,6 +17,7 @@ from typing import Any
 from pytest_llmeff.budgets import Budget, BudgetError, BudgetResult
 from pytest_llmeff.fingerprint import hardware_differences
 from pytest_llmeff.records import CaseRecord, Measurement, check_record_json
+from pytest_llmeff.rows import change, num, pct
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
 RUN_SCHEMA = "pytest-llmeff/run"
@@ -133,10 +134,7 @@ def compare(runs: Sequence[Run], thresholds: Sequence[str] = (), fields: Sequenc
             b = base.numbers().get(f)
             for i, run in enumerate(runs):
                 v = run.cases[cid].numbers().get(f)
-                if i == 0:
-                    cells.append("–" if v is None else f"{v:.4g}")
-                else:
-                    cells.append("–" if v is None or not b else f"{(v / b - 1) * 100:+.1f}%")
+                cells.append(num(v) if i == 0 else pct(change(v, b)))
         for run in runs[1:]:
             cur = run.cases[cid]
             for budget in budgets:
