@@ -28,6 +28,14 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
 
 
+def labels(records: Sequence[CaseRecord]) -> list[str]:
+    """Plot labels: the method, and the workload where it is not the run's most common one (the
+    plots put every workload on one axis, where two ``base`` bars must not look alike)."""
+    workloads = [r.workload for r in records]
+    common = max(set(workloads), key=workloads.count) if workloads else ""
+    return [r.method if r.workload == common else f"{r.method} @{r.workload}" for r in records]
+
+
 def markdown(records: Sequence[CaseRecord], verdicts: Mapping[str, str] | None = None,
              title: str = "pytest-llmeff", references: Mapping[str, CaseRecord] | None = None) -> str:
     """A GitHub-flavoured markdown table of the run, with how each figure was measured.
@@ -40,8 +48,6 @@ def markdown(records: Sequence[CaseRecord], verdicts: Mapping[str, str] | None =
     lines = [f"## {title}", "", "| case | perplexity | time ms | energy mJ | " +
              " | ".join(f"opt {p}" for p in PRESETS) + " | verdict |",
              "|---|---:|---:|---:|" + "---:|" * len(PRESETS) + "---|"]
-    from pytest_llmeff.report import labels
-
     for label, r in zip(labels(records), records, strict=True):
         v = r.numbers()
         base = references[r.case_id].numbers() if references and r.case_id in references else bases.get(r.workload)
@@ -129,8 +135,6 @@ def _pareto_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
 
 
 def _opt_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
-    from pytest_llmeff.report import labels
-
     scored = [r for r in records if r.opt]
     if not scored:
         return None
@@ -147,8 +151,6 @@ def _opt_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
 
 
 def _energy_plot(plt: Any, records: Sequence[CaseRecord]) -> Any:
-    from pytest_llmeff.report import labels
-
     split = [r for r in records if any(f"energy.{c}" in r.values for c in ("cpu", "gpu", "ram"))]
     if not split:
         return None
