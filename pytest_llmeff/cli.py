@@ -39,6 +39,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pytest_llmeff.compare import CompareError, load_run
     from pytest_llmeff.report_files import write_report
+    from pytest_llmeff.rows import rows_of_run
 
     try:
         run = load_run(Path(args.run))
@@ -46,7 +47,8 @@ def _report(args: argparse.Namespace) -> int:
         print(f"llmeff report: {exc}", file=sys.stderr)
         return 2
     try:
-        paths = write_report(list(run.cases.values()), Path(args.out), run.verdicts, f"pytest-llmeff run {run.name}")
+        rows = rows_of_run(run.cases, run.verdicts, run.references, run.reasons)
+        paths = write_report(list(run.cases.values()), Path(args.out), rows, f"pytest-llmeff run {run.name}")
     except OSError as exc:
         print(f"llmeff report: cannot write {exc.filename or args.out}: {exc.strerror or exc}; "
               "choose a writable folder with --out", file=sys.stderr)

@@ -34,6 +34,8 @@ class Run:
     fingerprint: dict[str, Any]
     cases: dict[str, CaseRecord]
     verdicts: dict[str, str] = field(default_factory=dict)
+    references: dict[str, CaseRecord] = field(default_factory=dict)  # what each case's Δ is against
+    reasons: dict[str, str] = field(default_factory=dict)  # why a case failed / was inconclusive
 
 
 def _record_from_benchmark(bench: dict[str, Any]) -> CaseRecord | None:
@@ -58,15 +60,21 @@ def load_run(path: Path) -> Run:
     entry = ""
     try:
         if data.get("schema") == RUN_SCHEMA:
-            cases = {}
+            cases, references = {}, {}
             for entry, rec in data["cases"].items():
                 check_record_json(rec)
                 cases[entry] = CaseRecord.from_json(rec)
+            # Files written before runs kept each case's reference have none: reports then take
+            # the workload's base record.
+            for entry, rec in data.get("references", {}).items():
+                check_record_json(rec)
+                references[entry] = CaseRecord.from_json(rec)
             entry = ""
             fingerprint, verdicts = data.get("fingerprint", {}), data.get("verdicts", {})
-            if not isinstance(fingerprint, dict) or not isinstance(verdicts, dict):
-                raise ValueError("\"fingerprint\" and \"verdicts\" must be JSON objects")
-            return Run(path.stem, fingerprint, cases, dict(verdicts))
+            reasons = data.get("reasons", {})
+            if not all(isinstance(x, dict) for x in (fingerprint, verdicts, reasons)):
+                raise ValueError("\"fingerprint\", \"verdicts\" and \"reasons\" must be JSON objects")
+            return Run(path.stem, fingerprint, cases, dict(verdicts), references, dict(reasons))
         if "benchmarks" in data:
             cases = {}
             for bench in data["benchmarks"]:

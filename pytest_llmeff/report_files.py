@@ -15,17 +15,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_llmeff.records import CaseRecord
+from pytest_llmeff.report_tables import html_tables, markdown
+from pytest_llmeff.rows import Row, rows_of, rows_of_run
 from pytest_llmeff.score import PRESETS
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
 
 
 def labels(records: Sequence[CaseRecord]) -> list[str]:
@@ -34,44 +31,6 @@ def labels(records: Sequence[CaseRecord]) -> list[str]:
     workloads = [r.workload for r in records]
     common = max(set(workloads), key=workloads.count) if workloads else ""
     return [r.method if r.workload == common else f"{r.method} @{r.workload}" for r in records]
-
-
-def markdown(records: Sequence[CaseRecord], verdicts: Mapping[str, str] | None = None,
-             title: str = "pytest-llmeff", references: Mapping[str, CaseRecord] | None = None) -> str:
-    """A GitHub-flavoured markdown table of the run, with how each figure was measured.
-
-    Changes are against ``references[case_id]`` (the run's paired references) where given, else
-    against the ``base`` record of the same workload.
-    """
-    verdicts = verdicts or {}
-    bases = {r.workload: r.numbers() for r in records if r.method in ("base", "cache:none")}
-    lines = [f"## {title}", "", "| case | perplexity | time ms | energy mJ | " +
-             " | ".join(f"opt {p}" for p in PRESETS) + " | verdict |",
-             "|---|---:|---:|---:|" + "---:|" * len(PRESETS) + "---|"]
-    for label, r in zip(labels(records), records, strict=True):
-        v = r.numbers()
-        base = references[r.case_id].numbers() if references and r.case_id in references else bases.get(r.workload)
-
-        def delta(key: str, v: dict[str, float] = v, base: dict[str, float] | None = base) -> str:
-            if base and key in v and base.get(key):
-                return f" ({(v[key] / base[key] - 1) * 100:+.1f}%)"
-            return ""
-
-        lines.append(
-            f"| {label} | {_fmt(v.get('perplexity'))}{delta('perplexity')} | "
-            f"{_fmt(v['time'] * 1e3 if 'time' in v else None)}{delta('time')} | "
-            f"{_fmt(v['energy'] * 1e3 if 'energy' in v else None)}{delta('energy')} | "
-            + " | ".join(_fmt(r.opt.get(p), 3) for p in PRESETS)
-            + f" | {verdicts.get(r.case_id, '')} |")
-    if records:
-        first = records[0].values
-        lines += [""]
-        for key in ("perplexity", "time", "energy"):
-            if key in first:
-                m = first[key]
-                kind = " (estimated)" if m.estimated else ""
-                lines.append(f"- **{key}**: {m.method}{kind}")
-    return "\n".join(lines) + "\n"
 
 
 def _png(fig: Any) -> str:
@@ -218,14 +177,15 @@ def pruning_plots(maps: Any) -> dict[str, str]:
     return out
 
 
-def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[str, str] | None = None,
-                 title: str = "pytest-llmeff run", references: Mapping[str, CaseRecord] | None = None,
-                 maps: Any = None) -> list[Path]:
+def write_report(records: Sequence[CaseRecord], folder: Path, rows: Sequence[Row] | None = None,
+                 title: str = "pytest-llmeff run", maps: Any = None) -> list[Path]:
     """Write ``summary.md``, ``report.html`` and one PNG per plot into ``folder`` (and the pruning
-    maps ``heads.png`` / ``layers.png`` when ``maps`` is given)."""
+    maps ``heads.png`` / ``layers.png`` when ``maps`` is given). ``rows``: the tables (by default
+    the records' rows, each against its workload's base record); the plots are drawn from ``records``."""
+    if rows is None:
+        rows = rows_of_run({r.case_id: r for r in records}, {}, {}, {})
     folder.mkdir(parents=True, exist_ok=True)
-    md = markdown(records, verdicts, title, references)
-    (folder / "summary.md").write_text(md, encoding="utf-8")
+    (folder / "summary.md").write_text(markdown(rows, title), encoding="utf-8")
     images = plots(records)
     linked = pruning_plots(maps) if maps is not None else {}
     written = [folder / "summary.md"]
@@ -233,14 +193,6 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
         path = folder / f"{name}.png"
         path.write_bytes(base64.b64decode(data))
         written.append(path)
-    rows = []
-    for line in md.splitlines():
-        if line.startswith("|") and not line.startswith("|---"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            tag = "th" if not rows else "td"
-            rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
-    notes = "".join("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(line[2:])) + "</li>"
-                    for line in md.splitlines() if line.startswith("- "))
     figures = "".join(f'<figure><img alt="{n}" src="data:image/png;base64,{d}"><figcaption>{n}</figcaption></figure>'
                       for n, d in images.items())
     figures += _maps_section(maps, linked)
@@ -248,7 +200,7 @@ def write_report(records: Sequence[CaseRecord], folder: Path, verdicts: Mapping[
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
             "img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><table>{''.join(rows)}</table><ul>{notes}</ul>{figures}</body></html>")
+            f"<h1>{html.escape(title)}</h1>{html_tables(rows)}{figures}</body></html>")
     (folder / "report.html").write_text(page, encoding="utf-8")
     written.append(folder / "report.html")
     return written
@@ -275,17 +227,19 @@ def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[st
     if not results:
         return
     records = [r.record for r in results]
-    verdicts = {r.case_id: r.verdict for r in results}
-    references = {r.case_id: r.reference for r in results}
+    rows = rows_of(results)
     if options.json_path:
+        # With each case's reference and reason, `llmeff report` shows the Δ and reasons of the run.
         payload = {"schema": RUN_SCHEMA, "version": 1, "model": options.model.name, "device": device,
                    "fingerprint": fingerprint, "cases": {r.case_id: r.to_json() for r in records},
-                   "verdicts": verdicts}
+                   "verdicts": {r.case_id: r.verdict for r in results},
+                   "references": {r.case_id: r.reference.to_json() for r in results},
+                   "reasons": {r.case_id: r.reason for r in rows if r.reason}}
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
         options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     title = f"pytest-llmeff: {options.model.name} on {device}"
     if options.report_dir:
-        write_report(records, options.report_dir, verdicts, title, references, maps)
+        write_report(records, options.report_dir, rows, title, maps)
     if options.markdown_path:
         with open(options.markdown_path, "a", encoding="utf-8") as fh:
-            fh.write(markdown(records, verdicts, title, references))
+            fh.write(markdown(rows, title))

@@ -1,10 +1,14 @@
-"""The terminal summary from one row model: width, sections, ranking, best marker, reasons and
-footnotes. In-process, from hand-built results (figures of a real `pytest --llmeff` run on the
-embedded model, rounded)."""
+"""The summary tables from one row model: width, sections, ranking, best marker, reasons, footnotes,
+and the same figures in the terminal, markdown and HTML. In-process, from hand-built results
+(figures of a real `pytest --llmeff` run on the embedded model, rounded)."""
 
 from __future__ import annotations
 
+import dataclasses
+import html
+import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +17,9 @@ from pytest_llmeff.budgets import Budget, BudgetResult
 from pytest_llmeff.records import CaseRecord, Measurement
 from pytest_llmeff.report import summary_lines
 from pytest_llmeff.report_notes import WIDTH, grouped
+from pytest_llmeff.report_tables import html_tables, markdown
 from pytest_llmeff.results import CaseResult
+from pytest_llmeff.rows import change, pct, rows_of, rows_of_run
 from pytest_llmeff.score import OptWeights
 
 FWD, GEN, CACHE = "forward-1x256", "generate-1x64+32", "cache-replay-18x192+16"
@@ -220,3 +226,54 @@ def test_footnotes_name_each_note_once(summary):
                        "baselines/x/embedded.json"]
     pairs = [("nf4", "left out"), ("fp4", "left out"), ("kd+nf4", "left out"), ("kd+nf4", "nf4: 4-bit")]
     assert grouped(pairs, ["base", "nf4", "fp4", "kd+nf4"]) == ["nf4, fp4, kd+nf4: left out", "kd+nf4: 4-bit"]
+
+
+def _md_tables(md: str) -> dict[str, list[list[str]]]:
+    out: dict[str, list[list[str]]] = {}
+    current: list[list[str]] = []
+    for line in md.splitlines():
+        if line.startswith("### "):
+            current = out.setdefault(line[4:].split()[0], [])
+        elif line.startswith("| "):
+            current.append([c.strip() for c in line.strip("|").split("|")])
+    return out
+
+
+def test_terminal_markdown_and_html_show_the_same_figures(summary):
+    rows = rows_of(broken(default_run()))
+    md, page = _md_tables(markdown(rows)), html_tables(rows)
+    for workload, (header, *cells) in tables(summary).items():
+        md_header, *md_cells = md[workload]
+        assert {"opt balanced", "opt energy", "opt runtime"} <= set(md_header)  # every preset in the reports
+        shared = [i for i, h in enumerate(md_header) if h not in ("opt energy", "opt runtime")]
+        assert [md_header[i] for i in shared] == header
+        same = [[row[i] for i in shared] for row in md_cells]
+        # every cell, each Δ included, in the same order (the terminal line ends before an empty "best" cell)
+        assert [row[:-1] if row[-1] == "" else row for row in same] == cells, workload
+        for row in md_cells:
+            assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in page
+    kd = next(row for row in tables(summary)[FWD] if row[0] == "kd")
+    assert pct(change(FORWARD["kd"][1], FORWARD["base"][1])) == "-40.2%" and "-40.2%" in kd  # Δ time vs base
+
+
+def test_a_saved_run_reports_the_run_s_own_figures(tmp_path: Path):
+    from pytest_llmeff.compare import load_run
+    from pytest_llmeff.report_files import write_run_outputs
+
+    results = broken(default_run())
+    nf4 = next(r for r in results if r.record.method == "nf4")
+    # nf4's Δ time is against the base model timed next to it (40 ms), not the base row's 37.06 ms
+    nf4.reference = dataclasses.replace(nf4.reference, values={**nf4.reference.values, "time": m(.04, "s")})
+    options = SimpleNamespace(json_path=tmp_path / "run.json", report_dir=None, markdown_path=tmp_path / "run.md",
+                              model=SimpleNamespace(name="embedded"))
+    write_run_outputs(results, options, {}, "cpu")
+    run = load_run(tmp_path / "run.json")
+    again = markdown(rows_of_run(run.cases, run.verdicts, run.references, run.reasons),
+                     "pytest-llmeff: embedded on cpu")
+    assert again == (tmp_path / "run.md").read_text()
+    assert "| nf4 | 46.53 | +0.4% | 40.79 | +2.0% |" in again and "(+1 more)" in again
+    data = json.loads((tmp_path / "run.json").read_text())
+    del data["references"], data["reasons"]  # a file from before runs kept them: the workload's base instead
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = load_run(tmp_path / "old.json")
+    assert "| nf4 | 46.53 | +0.4% | 40.79 | +10.1% |" in markdown(rows_of_run(old.cases, old.verdicts, {}, {}))
