@@ -27,16 +27,19 @@ def opt_header(weights: OptWeights) -> str:
     return f"opt α={weights.alpha:g},β={weights.beta:g}"
 
 
-def format_table(header: list[str], rows: list[list[str]], left: Sequence[int] = ()) -> list[str]:
-    """Aligned columns: numbers to the right; the first and last column, and ``left``, to the left."""
+def format_table(header: list[str], rows: list[list[str]], left: Sequence[int] = (),
+                 joined: Sequence[int] = ()) -> list[str]:
+    """Aligned columns: numbers to the right; the first and last column, and ``left``, to the left.
+    A ``joined`` column follows the one before it after one space, not two (a figure's Δ)."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     to_left = {0, len(header) - 1, *left}
+    gaps = ["" if i == 0 else " " if i in joined else "  " for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
         pairs = enumerate(zip(cells, widths, strict=True))
-        return "  ".join(c.ljust(w) if i in to_left else c.rjust(w) for i, (c, w) in pairs).rstrip()
+        return "".join(gaps[i] + (c.ljust(w) if i in to_left else c.rjust(w)) for i, (c, w) in pairs).rstrip()
 
-    return [line(header), "  ".join("-" * w for w in widths), *[line(r) for r in rows]]
+    return [line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]]
 
 
 def _labelled(rows: list[list[str]]) -> list[list[str]]:
@@ -48,8 +51,9 @@ def case_lines(rows: Sequence[Row], opt_title: str) -> list[str]:
     lines: list[str] = []
     for workload, group in sections(rows):
         header, cells = table(group, [("run", opt_title)])
-        verdict = header.index("verdict")
-        lines += [f"workload {heading(workload, group)}", *format_table(header, _labelled(cells), left=(verdict,))]
+        deltas = [i for i, h in enumerate(header) if h == "Δ"]
+        table_lines = format_table(header, _labelled(cells), left=(header.index("verdict"),), joined=deltas)
+        lines += [f"workload {heading(workload, group)}", *table_lines]
         for r in group:
             if r.reason:
                 lines += wrap(f"  {r.label} ({r.verdict}): {r.reason}")

@@ -143,14 +143,17 @@ def session(weights: str = "balanced") -> SimpleNamespace:
 
 
 def tables(lines: list[str]) -> dict[str, list[list[str]]]:
-    """The case tables of the summary: workload → rows of cells (split on the column gaps)."""
+    """The case tables of the summary: workload → header and rows of cells, cut where the dashes
+    under the header run (a Δ follows its figure after a single space)."""
     out: dict[str, list[list[str]]] = {}
-    current = None
-    for line in lines[:lines.index("energy per call:")]:
+    body = lines[:lines.index("energy per call:")]
+    for i, line in enumerate(body):
         if line.startswith("workload "):
-            current = out.setdefault(line.split()[1], [])
-        elif current is not None and line and not line.startswith(("  ", "-")):
-            current.append(re.split(r" {2,}", line.strip()))
+            spans = [m.span() for m in re.finditer(r"-+", body[i + 2])]
+            table = [body[i + 1], *[r for r in body[i + 3:] if r and not r.startswith("  ")]]
+            table = table[:next((k for k, r in enumerate(table) if r.startswith("workload ")), len(table))]
+            cells = [[r[a:b].strip() for a, b in spans] for r in table]
+            out[line.split()[1]] = [row[:-1] if row[-1] == "" else row for row in cells]  # no "best" mark
     return out
 
 
