@@ -118,11 +118,15 @@ def test_head_pruned_model_quantises(ctx, heldout_ids):
     assert torch.isfinite(torch.tensor(ppl(cand.model, heldout_ids)))
 
 
-def test_gptq4_on_cpu(ctx, heldout_ids, base_ppl):
-    cand = compress("gptq4(samples=16)", ctx)
+def test_gptq4_on_cpu(ctx, heldout_ids):
+    # Four calibration documents are enough for these 3.5 M parameters (16 gave the same perplexity),
+    # and four windows to compare: the CPU kernel takes ~0.7 s a window on 2 cores.
+    cand = compress("gptq4(samples=4)", ctx)
     assert any("group size 64" in n for n in cand.notes)  # 192-wide layers do not divide into 128
     assert cand.info["parameters"] == sum(p.numel() for p in ctx.base.model.parameters())
-    assert ppl(cand.model, heldout_ids) == pytest.approx(base_ppl, rel=0.15)
+    base = perplexity(ctx.base.model, heldout_ids, "nonoverlap-256", max_windows=4).value
+    quantised = perplexity(cand.model, heldout_ids, "nonoverlap-256", max_windows=4).value
+    assert quantised == pytest.approx(base, rel=0.15)
 
 
 @pytest.mark.parametrize(
