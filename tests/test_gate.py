@@ -108,7 +108,8 @@ class _Page(HTMLParser):
 
 def test_reports_junit_and_markdown(project):
     summary = project.path / "step_summary.md"
-    result = run(project, "--llmeff-report=report", f"--llmeff-markdown={summary}", "--junitxml=junit.xml")
+    result = run(project, "--llmeff-unpaired", "--llmeff-report=report", f"--llmeff-markdown={summary}",
+                 "--junitxml=junit.xml")
     result.assert_outcomes(passed=2)
     folder = project.path / "report"
     assert {p.name for p in folder.iterdir()} >= {"summary.md", "report.html", "pareto.png", "opt.png", "energy.png",
@@ -138,7 +139,7 @@ def test_baselines_are_found_whatever_paths_the_command_line_names(project, tmp_
 
 
 def test_baselines_of_other_hardware_are_refused_unless_forced(project):
-    run(project, "--llmeff-update-baselines").assert_outcomes(passed=2)
+    run(project, NO_ENERGY, "--llmeff-update-baselines").assert_outcomes(passed=2)
     (mine,) = (project.path / "baselines").glob("*/embedded.json")
     data = json.loads(mine.read_text())
     data["fingerprint"]["cpu"] = "Some Other CPU"
@@ -148,8 +149,8 @@ def test_baselines_of_other_hardware_are_refused_unless_forced(project):
     refused = run(project, "--llmeff-baseline-machine=other-machine")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*recorded on other hardware (cpu: 'Some Other CPU' vs *--llmeff-force-compare*"])
-    forced = run(project, "--llmeff-baseline-machine=other-machine", "--llmeff-force-compare",
-                 "--llmeff-budget=opt<=baseline+1000%")
+    forced = run(project, NO_ENERGY, "--llmeff-baseline-machine=other-machine", "--llmeff-force-compare",
+                 "--llmeff-budget=time<=baseline+1000%")  # a cost figure, judged against the other machine's
     forced.assert_outcomes(passed=2)
 
 
