@@ -149,8 +149,9 @@ def test_baselines_of_other_hardware_are_refused_unless_forced(project):
     refused = run(project, "--llmeff-baseline-machine=other-machine")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*recorded on other hardware (cpu: 'Some Other CPU' vs *--llmeff-force-compare*"])
+    # A cost figure judged against the other machine's baseline; a baseline not found would fail the run.
     forced = run(project, NO_ENERGY, "--llmeff-baseline-machine=other-machine", "--llmeff-force-compare",
-                 "--llmeff-budget=time<=baseline+1000%")  # a cost figure, judged against the other machine's
+                 "--llmeff-budget=time<=baseline+1000%", "--llmeff-missing-baseline=fail")
     forced.assert_outcomes(passed=2)
 
 
