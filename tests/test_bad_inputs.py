@@ -5,7 +5,8 @@ Cheap by design. Pure behaviour (baseline and run files, machine names, the CLI)
 functions themselves; behaviour that belongs to a pytest run goes through in-process pytester runs
 (``runpytest_inprocess``), most of which stop at start-up before any model is loaded, and the few
 that measure use the smallest workload the plugin offers. In-process runs keep the modules they
-import (``preserving_modules``): torch's extension modules cannot be imported a second time.
+import (the ``inprocess`` fixture of tests/conftest.py): torch's extension modules cannot be imported a
+second time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pytest.pytester import Pytester, SysModulesSnapshot
+from _pytest.pytester import Pytester
 
 from pytest_llmeff.cli import main as cli
 from pytest_llmeff.compare import RUN_SCHEMA, CompareError, load_run
@@ -51,15 +52,12 @@ def test_case(llmeff, compressor):
 
 # ---------------------------------------------------------------------------- helpers
 @pytest.fixture
-def project(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Pytester:
+def project(inprocess: Pytester) -> Pytester:
     """A pytester project with the repository's warning filters and a one-case suite, whose
     in-process runs keep every module but the project's own (see the module docstring)."""
-    monkeypatch.setattr(Pytester, "_Pytester__take_sys_modules_snapshot",
-                        lambda self: SysModulesSnapshot(preserve=lambda n: not n.startswith(("test_", "conftest"))))
-    pytester: Pytester = request.getfixturevalue("pytester")
-    pytester.makeini(INI)
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester
+    inprocess.makeini(INI)
+    inprocess.makepyfile(test_suite=SUITE)
+    return inprocess
 
 
 def files(folder: Path) -> dict[str, bytes]:

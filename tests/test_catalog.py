@@ -118,17 +118,21 @@ def test_head_pruned_model_quantises(ctx, heldout_ids):
     assert torch.isfinite(torch.tensor(ppl(cand.model, heldout_ids)))
 
 
-def test_gptq4_on_cpu(ctx, heldout_ids, base_ppl):
+def test_gptq4_on_cpu(ctx, heldout_ids):
     # allow_emulated: CPUs without native bfloat16 (this test's AVX2 runners) refuse GPTQ otherwise.
-    cand = compress("gptq4(samples=16, allow_emulated=true)", ctx)
+    # Four calibration documents are enough for these 3.5 M parameters (16 gave the same perplexity),
+    # and four windows to compare: the CPU kernel takes ~0.7 s a window on 2 cores.
+    spec = "gptq4(samples=4, allow_emulated=true)"
+    cand = compress(spec, ctx)
     assert any("group size 64" in n for n in cand.notes)  # 192-wide layers do not divide into 128
     assert cand.info["parameters"] == sum(p.numel() for p in ctx.base.model.parameters())
-    first = ppl(cand.model, heldout_ids)
-    assert first == pytest.approx(base_ppl, rel=0.15)
+    base = perplexity(ctx.base.model, heldout_ids, "nonoverlap-256", max_windows=4).value
+    first = perplexity(cand.model, heldout_ids, "nonoverlap-256", max_windows=4).value
+    assert first == pytest.approx(base, rel=0.15)
     # The checkpoint is cached: a second run loads the same files instead of quantising again.
-    again = compress("gptq4(samples=16, allow_emulated=true)", ctx)
+    again = compress(spec, ctx)
     assert any("checkpoint from cache" in n for n in again.notes)
-    assert ppl(again.model, heldout_ids) == first
+    assert perplexity(again.model, heldout_ids, "nonoverlap-256", max_windows=4).value == first
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""CI-gate behaviour end to end: compare saved runs, reports, fingerprints, xdist scale-out."""
+"""CI-gate behaviour end to end: compare saved runs, reports, fingerprints, xdist scale-out.
+
+The inner runs measure in this process (the ``inprocess`` fixture of tests/conftest.py), but for
+the xdist workers, which are processes of their own.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 QUICK = ["--llmeff", "--llmeff-eval-windows=2", "--llmeff-min-seconds=0.5", "-p", "no:cacheprovider"]
+NO_ENERGY = "--llmeff-energy=none"  # for runs whose checks read no energy figure (nor the opt score)
 
 SLOWABLE = '''
 import os, time
@@ -42,10 +47,15 @@ def test_case(llmeff, compressor):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(SLOWABLE)
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester
+def project(inprocess: pytest.Pytester) -> pytest.Pytester:
+    inprocess.makeconftest(SLOWABLE)
+    inprocess.makepyfile(test_suite=SUITE)
+    return inprocess
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytest --llmeff`` with the quick settings, in this process."""
+    return project.runpytest_inprocess(*QUICK, *args)
 
 
 def llmeff_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,13 +64,13 @@ def llmeff_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch):
     runs = []
-    for i in range(6):  # the same code six times: five comparisons of pure noise
+    for i in range(6):  # the same code six times: five comparisons of pure noise (the gate reads no energy)
         out = project.path / f"run{i}.json"
-        project.runpytest_subprocess(*QUICK, f"--llmeff-json={out}").assert_outcomes(passed=2)
+        run(project, NO_ENERGY, f"--llmeff-json={out}").assert_outcomes(passed=2)
         runs.append(out)
     monkeypatch.setenv("LLMEFF_SLOW", "1")
     slow = project.path / "slow.json"
-    project.runpytest_subprocess(*QUICK, f"--llmeff-json={slow}").assert_outcomes(passed=2)
+    run(project, f"--llmeff-json={slow}").assert_outcomes(passed=2)  # with energy: the opt score below
 
     # A shared runner drifts between runs far more than within one (the very same code took +76 %
     # longer in one run than in the previous one on the 2-core CI machine, and paired opt moved by
@@ -98,8 +108,8 @@ class _Page(HTMLParser):
 
 def test_reports_junit_and_markdown(project):
     summary = project.path / "step_summary.md"
-    result = project.runpytest_subprocess(*QUICK, "--llmeff-report=report", f"--llmeff-markdown={summary}",
-                                          "--junitxml=junit.xml")
+    result = run(project, "--llmeff-unpaired", "--llmeff-report=report", f"--llmeff-markdown={summary}",
+                 "--junitxml=junit.xml")
     result.assert_outcomes(passed=2)
     folder = project.path / "report"
     assert {p.name for p in folder.iterdir()} >= {"summary.md", "report.html", "pareto.png", "opt.png", "energy.png",
@@ -121,34 +131,33 @@ def test_baselines_are_found_whatever_paths_the_command_line_names(project, tmp_
     # the baselines folder must not move with it.
     if ini:
         project.makeini("[pytest]\n")
-    project.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
+    run(project, NO_ENERGY, "--llmeff-update-baselines").assert_outcomes(passed=2)
     elsewhere = tmp_path_factory.mktemp("cache")
-    result = project.runpytest_subprocess(*QUICK, "--llmeff-cache-dir", str(elsewhere),
-                                          "--llmeff-missing-baseline", "fail")
+    result = run(project, NO_ENERGY, "--llmeff-cache-dir", str(elsewhere), "--llmeff-missing-baseline", "fail")
     result.assert_outcomes(passed=2)
     assert f"rootdir: {project.path}" not in result.stdout.str()  # moved by pytest; the baselines did not
 
 
 def test_baselines_of_other_hardware_are_refused_unless_forced(project):
-    project.runpytest_subprocess(*QUICK, "--llmeff-update-baselines").assert_outcomes(passed=2)
+    run(project, NO_ENERGY, "--llmeff-update-baselines").assert_outcomes(passed=2)
     (mine,) = (project.path / "baselines").glob("*/embedded.json")
     data = json.loads(mine.read_text())
     data["fingerprint"]["cpu"] = "Some Other CPU"
     other = project.path / "baselines" / "other-machine"
     other.mkdir()
     (other / "embedded.json").write_text(json.dumps(data))
-    refused = project.runpytest_subprocess(*QUICK, "--llmeff-baseline-machine=other-machine")
+    refused = run(project, "--llmeff-baseline-machine=other-machine")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*recorded on other hardware (cpu: 'Some Other CPU' vs *--llmeff-force-compare*"])
-    forced = project.runpytest_subprocess(*QUICK, "--llmeff-baseline-machine=other-machine",
-                                          "--llmeff-force-compare", "--llmeff-budget=opt<=baseline+1000%")
+    # A cost figure judged against the other machine's baseline; a baseline not found would fail the run.
+    forced = run(project, NO_ENERGY, "--llmeff-baseline-machine=other-machine", "--llmeff-force-compare",
+                 "--llmeff-budget=time<=baseline+1000%", "--llmeff-missing-baseline=fail")
     forced.assert_outcomes(passed=2)
 
 
 def test_xdist_gives_the_serial_records_one_json_and_intact_baselines(project):
-    project.runpytest_subprocess(*QUICK, "--llmeff-json=serial.json").assert_outcomes(passed=2)
-    parallel = project.runpytest_subprocess(*QUICK, "-n", "2", "--llmeff-json=parallel.json",
-                                            "--llmeff-update-baselines")
+    run(project, NO_ENERGY, "--llmeff-json=serial.json").assert_outcomes(passed=2)  # for its case ids
+    parallel = run(project, "-n", "2", "--llmeff-json=parallel.json", "--llmeff-update-baselines")
     parallel.assert_outcomes(passed=2)
     serial = json.loads((project.path / "serial.json").read_text())
     merged = json.loads((project.path / "parallel.json").read_text())

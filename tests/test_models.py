@@ -72,7 +72,12 @@ def test_pickled_weights_need_an_opt_in(tmp_path):
 
 
 def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    # huggingface_hub reads HF_HUB_OFFLINE once, when it is imported (here long before this test):
+    # without its constant the load waits ~45 s on the network before failing.
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     spec = resolve_model("some-org/some-model")
     assert spec.source == "hub" and spec.from_pretrained_kwargs()["use_safetensors"]
     with pytest.raises(ModelLoadError, match="could not load model 'some-org/some-model' from the Hugging Face hub"):

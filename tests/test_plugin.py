@@ -1,7 +1,8 @@
 """The plugin end to end (pytester): real runs on the embedded model, bad input, baselines, compare.
 
-Every inner run is a subprocess: in-process runs drop the modules they imported afterwards, and
-torch's extension modules cannot be imported a second time.
+The inner runs measure in this process (the ``inprocess`` fixture of tests/conftest.py): a
+subprocess would pay interpreter start-up and the torch / transformers imports again for every run.
+The one test about what a plain run imports starts a subprocess.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 QUICK = ["--llmeff", "--llmeff-eval-windows=4", "--llmeff-min-seconds=0.5", "-p", "no:cacheprovider"]
+NO_ENERGY = "--llmeff-energy=none"  # for runs whose checks read no energy figure (the opt score needs one)
 
 SUITE = '''
 import pytest
@@ -25,9 +27,14 @@ def test_quant(llmeff, compressor):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(test_suite=SUITE)
-    return pytester
+def suite(inprocess: pytest.Pytester) -> pytest.Pytester:
+    inprocess.makepyfile(test_suite=SUITE)
+    return inprocess
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``pytest --llmeff`` with the quick settings, in this process."""
+    return project.runpytest_inprocess(*QUICK, *args)
 
 
 def baseline_files(root: Path) -> list[Path]:
@@ -45,20 +52,21 @@ def pytest_unconfigure(config):
 
 
 @pytest.mark.parametrize("args", [[], ["--help"]])
-def test_plain_run_skips_cases_and_never_imports_torch(suite, args):
-    suite.makeconftest(TORCH_PROBE)
-    result = suite.runpytest_subprocess(*args, "-rs")
+def test_plain_run_skips_cases_and_never_imports_torch(pytester, args):
+    pytester.makepyfile(test_suite=SUITE)  # run in a subprocess: this process imported torch long ago
+    pytester.makeconftest(TORCH_PROBE)
+    result = pytester.runpytest_subprocess(*args, "-rs")
     if not args:
         result.assert_outcomes(skipped=2)
         result.stdout.fnmatch_lines(["*LLM benchmark case: run with --llmeff*"])
     else:
         result.stdout.fnmatch_lines(["*--llmeff-model*"])
-    assert (suite.path / "torch_imported.txt").read_text() == "False"
+    assert (pytester.path / "torch_imported.txt").read_text() == "False"
 
 
 # ---------------------------------------------------------------------------- a real run
 def test_run_measures_and_prints_the_summary(suite):
-    result = suite.runpytest_subprocess(*QUICK)
+    result = run(suite)
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
@@ -74,7 +82,7 @@ def test_run_measures_and_prints_the_summary(suite):
 
 
 def test_energy_split_repeats_and_carbon(suite):
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-region=study2024:DEU", "--llmeff-pue=1.58",
+    result = run(suite, "--llmeff-region=study2024:DEU", "--llmeff-pue=1.58",
                                         "--llmeff-energy-repeats=3", "-k", "nf4")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
@@ -89,7 +97,7 @@ def test_energy_split_repeats_and_carbon(suite):
 
 def test_opt_over_perplexity_and_a_task_matches_the_formula(suite):
     out = suite.path / "run.json"
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-unpaired", "--llmeff-tasks=llmeff_docs_mc(limit=16)",
+    result = run(suite, "--llmeff-unpaired", "--llmeff-tasks=llmeff_docs_mc(limit=16)",
                                         f"--llmeff-json={out}")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["case *perplexity*llmeff_docs_mc*", "nf4 *"])
@@ -110,14 +118,15 @@ def test_opt_over_perplexity_and_a_task_matches_the_formula(suite):
 
 
 def test_deployment_replay_workload(suite):
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-workload=deployment(period=3,gap=1,new_tokens=4)")
+    result = run(suite, "--llmeff-workload=deployment(period=1,gap=0.5,new_tokens=4)")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*median latency per prompt of workload deployment-3s-gap1-32+4*",
+    result.stdout.fnmatch_lines(["*median latency per prompt of workload deployment-1s-gap0.5-32+4*",
                                  "*period total / prompts (idle time included)*"])
 
 
 def test_baselines_written_on_request_then_compared(suite):
-    first = suite.runpytest_subprocess(*QUICK, "--llmeff-update-baselines")
+    # Unpaired: the base model is timed once a run, not again next to nf4 (pairing is not what is tested here).
+    first = run(suite, "--llmeff-unpaired", "--llmeff-update-baselines")
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["*baselines written to*", "*test_quant?base?*(new)*"])
     (path,) = baseline_files(suite.path)
@@ -127,32 +136,33 @@ def test_baselines_written_on_request_then_compared(suite):
     assert nf4["values"]["energy"]["estimated"] is True and nf4["values"]["energy"]["value"] > 0
     assert nf4["values"]["perplexity"]["method"] == "nonoverlap-256"
 
-    second = suite.runpytest_subprocess(*QUICK)
+    second = run(suite, "--llmeff-unpaired")
     second.assert_outcomes(passed=2)
     second.stdout.fnmatch_lines(["base *pass*", "nf4 *pass*"])
     assert path.read_text() == json.dumps(data, indent=2) + "\n"  # comparing never rewrites
 
-    strict = suite.runpytest_subprocess(*QUICK, "--llmeff-budget=perplexity<=baseline-50%")
+    # No energy: the perplexity budget fails; the marker's opt budget, without an opt score, is [missing].
+    strict = run(suite, "--llmeff-unpaired", NO_ENERGY, "--llmeff-budget=perplexity<=baseline-50%")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*budget broken*", "*perplexity*is not <=*stored baseline*-50%*off by*"])
     assert "Traceback" not in strict.stdout.str()
 
 
-def test_failing_drift_budget_fails_with_a_readable_diff(pytester):
-    pytester.makepyfile(test_suite='''
+def test_failing_drift_budget_fails_with_a_readable_diff(inprocess):
+    inprocess.makepyfile(test_suite='''
 import pytest
 
 @pytest.mark.llmeff(compressors=["nf4"], budgets=["perplexity:-50%"])
 def test_quant(llmeff, compressor):
     llmeff.run(compressor)
 ''')
-    result = pytester.runpytest_subprocess(*QUICK)
+    result = run(inprocess, NO_ENERGY)  # a quality budget
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*nf4: budget broken*", "*perplexity:-50%: perplexity * is not <= *base model*"])
 
 
 def test_missing_baseline_can_fail_a_ci_gate(suite):
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-missing-baseline=fail")
+    result = run(suite, NO_ENERGY, "--llmeff-missing-baseline=fail")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*no baseline for this case in*--llmeff-missing-baseline fail*"])
 
@@ -160,20 +170,20 @@ def test_missing_baseline_can_fail_a_ci_gate(suite):
 # ---------------------------------------------------------------------------- bad input
 # (start-up mistakes, corrupt baselines and bad marker keywords: tests/test_bad_inputs.py, in-process)
 def test_requested_meter_that_is_missing_skips_with_the_reason(suite):
-    result = suite.runpytest_subprocess(*QUICK, "--llmeff-energy=nvml", "-rs")
+    result = run(suite, "--llmeff-energy=nvml", "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*energy meter unavailable: the run is on the CPU, so there is no GPU energy*"])
 
 
-def test_unsupported_compressor_is_skipped_with_the_reason(pytester):
-    pytester.makepyfile(test_suite='''
+def test_unsupported_compressor_is_skipped_with_the_reason(inprocess):
+    inprocess.makepyfile(test_suite='''
 import pytest
 
 @pytest.mark.llmeff(compressors=["fp16"])
 def test_cast(llmeff, compressor):
     llmeff.run(compressor)
 ''')
-    result = pytester.runpytest_subprocess(*QUICK, "-rs")
+    result = run(inprocess, "-rs")
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     if "avx512_fp16" in flags or "amx_fp16" in flags:
         pytest.skip("this CPU has native float16: nothing to skip")
@@ -182,8 +192,8 @@ def test_cast(llmeff, compressor):
 
 
 # ---------------------------------------------------------------------------- extension and compare
-def test_user_compressor_through_the_hook(pytester):
-    pytester.makeconftest('''
+def test_user_compressor_through_the_hook(inprocess):
+    inprocess.makeconftest('''
 from dataclasses import dataclass
 from pytest_llmeff.compress import Compressor, Candidate
 
@@ -204,22 +214,22 @@ def pytest_llmeff_register_compressors(registry):
 def pytest_llmeff_record(result):
     print("RECORDED", result.record.method, result.record.values["parameters"].value)
 ''')
-    pytester.makepyfile(test_suite='''
+    inprocess.makepyfile(test_suite='''
 import pytest
 
 @pytest.mark.llmeff(compressors=["drop-last", "drop-last+nf4"])
 def test_mine(llmeff, compressor):
     llmeff.run(compressor)
 ''')
-    result = pytester.runpytest_subprocess(*QUICK, "-s")
+    result = run(inprocess, NO_ENERGY, "-s")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*RECORDED drop-last *", "*RECORDED drop-last+nf4 *", "drop-last+nf4 *"])
 
 
 def test_saved_runs_compare_with_pytest_benchmark(suite):
     storage = suite.path / "bench"
-    for _ in range(2):
-        suite.runpytest_subprocess(*QUICK, "--benchmark-autosave", f"--benchmark-storage=file://{storage}").assert_outcomes(
+    for extra in ([], [NO_ENERGY]):  # the first run's figures are read below; the second has to be there
+        run(suite, *extra, "--benchmark-autosave", f"--benchmark-storage=file://{storage}").assert_outcomes(
             passed=2)
     saved = sorted(storage.glob("*/*.json"))
     assert len(saved) == 2
