@@ -230,14 +230,9 @@ class LlmeffCase:
         info = getattr(self._benchmark, "extra_info", None)
         if info is None:
             return
-        rec = result.record
-        info["llmeff"] = {
-            "method": rec.method, "model": rec.model, "device": rec.device, "dtype": rec.dtype,
-            "workload": rec.workload, "verdict": result.verdict,
-            "values": {k: {"value": m.value, "unit": m.unit, "method": m.method, "estimated": m.estimated,
-                           **({"samples": m.detail["samples"]} if "samples" in m.detail else {})}
-                       for k, m in rec.values.items()},
-            "opt": dict(rec.opt), "notes": list(rec.notes),
+        # The record as baselines and run files hold it (one serialisation), with the verdict.
+        info["llmeff"] = result.record.to_json() | {
+            "verdict": result.verdict,
             "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message}
                         for b in result.budgets],
         }

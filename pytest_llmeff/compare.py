@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_llmeff.budgets import Budget, BudgetError, BudgetResult
 from pytest_llmeff.fingerprint import hardware_differences
-from pytest_llmeff.records import CaseRecord, Measurement, check_record_json
+from pytest_llmeff.records import CaseRecord, check_record_json
 from pytest_llmeff.rows import change, num, pct
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
@@ -42,11 +42,11 @@ def _record_from_benchmark(bench: dict[str, Any]) -> CaseRecord | None:
     info = (bench.get("extra_info") or {}).get("llmeff")
     if not info:
         return None
-    values = {k: Measurement(float(v["value"]), v.get("unit", ""), v.get("method", ""), bool(v.get("estimated")),
-                             {"samples": v["samples"]} if v.get("samples") else {})
+    # Runs saved by earlier versions kept only the samples of each figure, beside its value.
+    values = {k: {"unit": "", "method": "", **v, "detail": v.get("detail") or (
+                  {"samples": v["samples"]} if v.get("samples") else {})}
               for k, v in info["values"].items()}
-    return CaseRecord(bench.get("fullname", bench["name"]), info["method"], info["model"], info["device"],
-                      info["dtype"], info["workload"], values, info.get("opt", {}), tuple(info.get("notes", ())))
+    return CaseRecord.from_json({**info, "case_id": bench.get("fullname", bench["name"]), "values": values})
 
 
 def load_run(path: Path) -> Run:

@@ -58,7 +58,7 @@ class Judge:
             a, b = stored.values.get(name), record.values.get(name)
             if a and b and a.method != b.method:
                 diffs.append(f"{name} method {a.method!r} vs {b.method!r}")
-        threads = [r.values["time"].detail.get("threads") for r in (stored, record) if "time" in r.values]
+        threads = [r.timing.threads for r in (stored, record) if r.timing]
         if len(threads) == 2 and threads[0] != threads[1]:
             diffs.append(f"torch threads {threads[0]!r} vs {threads[1]!r} (--llmeff-threads)")
         if diffs:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from pytest_llmeff.details import Detail, EnergyDetail, TimeDetail, detail_from_json, detail_to_json
 
 
 @dataclass(frozen=True)
@@ -19,26 +21,35 @@ class Measurement:
             (``pytest-benchmark wall clock``), an energy method (``nvml-counter``, ``rapl``,
             ``codecarbon-estimate``) …
         estimated: ``True`` when the figure is modelled rather than read from a counter.
-        detail: free-form protocol details (dtype, device, windows, rounds) for reports.
+        detail: how the figure was taken: a :class:`TimeDetail` for ``time``, an
+            :class:`EnergyDetail` for ``energy``, free-form protocol details (dataset, windows,
+            dtype …) for other figures.
     """
 
     value: float
     unit: str
     method: str
     estimated: bool = False
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    detail: Detail = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, (int, float)) or math.isnan(self.value):
             raise ValueError(f"a measurement needs a number, got {self.value!r} ({self.method})")
 
+    @property
+    def samples(self) -> tuple[float, ...]:
+        """The per-round (time) or per-window (energy) samples behind the figure; () for others."""
+        return self.detail.samples if isinstance(self.detail, (TimeDetail, EnergyDetail)) else ()
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"detail": dict(self.detail)}
+        return {"value": self.value, "unit": self.unit, "method": self.method, "estimated": self.estimated,
+                "detail": detail_to_json(self.detail)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Measurement:
+    def from_json(cls, data: Mapping[str, Any], metric: str = "") -> Measurement:
+        """``metric`` (the name the figure is stored under) picks the typed detail to read."""
         return cls(float(data["value"]), str(data["unit"]), str(data["method"]),
-                   bool(data.get("estimated", False)), dict(data.get("detail", {})))
+                   bool(data.get("estimated", False)), detail_from_json(metric, data.get("detail", {})))
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,12 @@ class CaseRecord:
     # (verdicts then resample both with one draw of call indices).
     interleaved: bool = False
 
+    @property
+    def timing(self) -> TimeDetail | None:
+        """How the time figure was taken (None: the record has none)."""
+        detail = self.values["time"].detail if "time" in self.values else None
+        return detail if isinstance(detail, TimeDetail) else None
+
     def numbers(self) -> dict[str, float]:
         """Plain metric → value (with ``opt`` / ``opt.<preset>``), as score and budgets take them."""
         out = {name: m.value for name, m in self.values.items()}
@@ -89,7 +106,7 @@ class CaseRecord:
         return cls(
             case_id=str(data["case_id"]), method=str(data["method"]), model=str(data["model"]),
             device=str(data["device"]), dtype=str(data["dtype"]), workload=str(data["workload"]),
-            values={k: Measurement.from_json(v) for k, v in data["values"].items()},
+            values={k: Measurement.from_json(v, k) for k, v in data["values"].items()},
             opt={k: float(v) for k, v in data.get("opt", {}).items()},
             notes=tuple(data.get("notes", ())),
             history={k: tuple(float(x) for x in v) for k, v in data.get("history", {}).items()},

@@ -9,6 +9,7 @@ import statistics
 from typing import Any
 
 from pytest_llmeff.compress import Candidate
+from pytest_llmeff.details import with_samples
 from pytest_llmeff.measure.case import measure_model
 from pytest_llmeff.records import CaseRecord
 from pytest_llmeff.results import CaseSettings
@@ -121,7 +122,7 @@ class References:
         run = self.session
         return CaseRecord(case_id=case_id, method=method, model=run.options.model.name, device=run.device,
                           dtype=_dtype_label(run.base().model),
-                          workload=values["time"].detail.get("workload", ""), values=values, notes=notes)
+                          workload=values["time"].detail.workload, values=values, notes=notes)
 
     def retime(self, model: Any, record: CaseRecord, reference: CaseRecord,
                case: CaseSettings | None = None) -> tuple[CaseRecord, CaseRecord] | None:
@@ -130,7 +131,7 @@ class References:
         measured without samples (the deployment replay)."""
         from pytest_llmeff.measure.costs import paired_costs
 
-        if "samples" not in record.values["time"].detail:
+        if not record.values["time"].samples:
             return None
         run = self.session
         costs, ref_costs = paired_costs(model, run.inputs(), run.spec(case), run.meter(), None,
@@ -149,12 +150,11 @@ def _merged(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     out = dict(old)
     for name in SAMPLED:
         before, after = old.get(name), new.get(name)
-        if before is None or after is None or "samples" not in before.detail or "samples" not in after.detail:
+        if before is None or after is None or not before.samples or not after.samples:
             continue
-        samples = [*before.detail["samples"], *after.detail["samples"]]
-        detail = {**before.detail, "samples": samples, "rounds": len(samples),
-                  "reruns": before.detail.get("reruns", 0) + 1}
-        out[name] = dataclasses.replace(before, value=statistics.median(samples), detail=detail)
+        samples = [*before.samples, *after.samples]
+        out[name] = dataclasses.replace(before, value=statistics.median(samples),
+                                        detail=with_samples(before.detail, samples))
     return out
 
 

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pytest_llmeff.details import EnergyDetail
 from pytest_llmeff.rows import num, undecided
 
 WIDTH = 160  # a wide terminal: no line of the summary is longer (paths and error lines excepted)
@@ -69,12 +70,13 @@ def method_lines(results: Sequence[Any], session: Any) -> list[str]:
     if session.options.paired:
         lines.append("Δ and opt: against the base model timed again next to each case (paired); the base "
                      "row shows its own first measurement")
-    if time:
-        lines.append(f"time: {time.detail.get('statistic')} of workload {time.detail.get('workload')} "
-                     f"on {time.detail.get('device')}, {time.method}")
+    timing = results[0].record.timing
+    if time and timing:
+        lines.append(f"time: {timing.statistic} of workload {timing.workload} on {timing.device}, {time.method}")
     if energy:
         kind = "ESTIMATED" if energy.estimated else "measured"
-        lines.append(f"energy ({kind}): {energy.method}; {energy.detail.get('statistic', '')}")
+        statistic = energy.detail.statistic if isinstance(energy.detail, EnergyDetail) else ""
+        lines.append(f"energy ({kind}): {energy.method}; {statistic}")
     for name in ("energy.idle", "co2e"):
         if name in first:
             lines.append(f"{name}: {first[name].method}")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_llmeff.details import EnergyDetail
 from pytest_llmeff.records import CaseRecord
 
 DELTA_KEYS = ("perplexity", "time", "energy", "parameters")  # the figures shown with their Δ
@@ -103,7 +104,6 @@ def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, rea
     cur = record.numbers()
     ref = reference.numbers() if reference is not None else {}
     energy = record.values.get("energy")
-    time = record.values.get("time")
     measured = {k: record.values[k] for k in ("perplexity", "time", "energy") if k in record.values}
     parts = {p: cur[f"energy.{p}"] for p in ENERGY_PARTS if f"energy.{p}" in cur}
     parts |= {k: cur[k] for k in ("energy_per_token", "co2e") if k in cur}
@@ -116,10 +116,10 @@ def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, rea
         delta={k: change(cur.get(k), ref.get(k)) for k in DELTA_KEYS},
         opt=dict(record.opt), energy_estimated=bool(energy and energy.estimated),
         units={k: m.unit for k, m in measured.items()}, methods={k: m.method for k, m in measured.items()},
-        time_statistic=str(time.detail.get("statistic", "")) if time else "",
+        time_statistic=record.timing.statistic if record.timing else "",
         energy_parts=parts,
-        energy_windows=int(energy.detail.get("windows", 1)) if energy else 1,
-        energy_cv=energy.detail.get("cv") if energy else None,
+        energy_windows=energy.detail.windows if energy and isinstance(energy.detail, EnergyDetail) else 1,
+        energy_cv=energy.detail.cv if energy and isinstance(energy.detail, EnergyDetail) else None,
         notes=tuple(record.notes),
     )
 

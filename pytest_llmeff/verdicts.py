@@ -98,7 +98,7 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     change the history starts afresh."""
     if old is None or old.numbers().get("perplexity") != new.numbers().get("perplexity"):
         return new
-    threads = [r.values["time"].detail.get("threads") if "time" in r.values else None for r in (old, new)]
+    threads = [r.timing.threads if r.timing else None for r in (old, new)]
     if threads[0] != threads[1] or (old.workload, old.device) != (new.workload, new.device):
         return new  # measured another way: not a repeat of the same measurement
     history = {m: (*old.history.get(m, ()), v)[-HISTORY:] for m, v in old.numbers().items()
@@ -115,11 +115,11 @@ def _timing_based(metric: str) -> bool:
 
 
 def samples_of(record: CaseRecord) -> dict[str, list[float]]:
-    """The per-round samples a record carries (``detail["samples"]``), by metric."""
+    """The per-round samples a record carries (``Measurement.samples``), by metric."""
     out = {}
     for name in SAMPLED:
         m = record.values.get(name)
-        samples = m.detail.get("samples") if m is not None else None
+        samples = m.samples if m is not None else ()
         if samples and len(samples) > 1:
             out[name] = [float(x) for x in samples]
     return out

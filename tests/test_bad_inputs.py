@@ -26,6 +26,7 @@ from _pytest.pytester import Pytester
 
 from pytest_llmeff.cli import main as cli
 from pytest_llmeff.compare import RUN_SCHEMA, CompareError, load_run
+from pytest_llmeff.details import TimeDetail
 from pytest_llmeff.fingerprint import fingerprint_id, machine_fingerprint
 from pytest_llmeff.models.embedded import REFERENCE_DIR
 from pytest_llmeff.records import CaseRecord, Measurement
@@ -88,7 +89,8 @@ def usage_error(project: Pytester, *args: str) -> str:
 def record(case_id: str = "test_suite.py::test_case[base]", ppl: float = 30.0) -> CaseRecord:
     return CaseRecord(case_id, "base", "embedded", "cpu", "float32", "forward-1x256",
                       {"perplexity": Measurement(ppl, "", "nonoverlap-256"),
-                       "time": Measurement(0.01, "s", "perf_counter wall clock", detail={"samples": [0.01, 0.011]})},
+                       "time": Measurement(0.01, "s", "perf_counter wall clock",
+                                           detail=TimeDetail(samples=(0.01, 0.011)))},
                       opt={"balanced": 1.0, "run": 1.0})
 
 

@@ -41,7 +41,7 @@ def test_a_candidate_is_measured_interleaved_with_the_base_and_its_budgets_decid
     record, reference = result.record, result.reference
     assert record.method == "layer20" and record.interleaved and not reference.interleaved
     assert "time and energy measured interleaved with the case" in reference.notes
-    assert len(record.values["time"].detail["samples"]) == len(reference.values["time"].detail["samples"])
+    assert len(record.values["time"].samples) == len(reference.values["time"].samples)
     assert record.values["perplexity"].value > reference.values["perplexity"].value  # a layer fewer
     assert [b.status for b in result.budgets] == ["pass", "fail"] and result.verdict == "fail"
 
@@ -65,7 +65,7 @@ def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, 
 
     def undecided_twice(record, reference, checks):  # the first two checks come out inconclusive
         result = check(record, reference, checks)
-        calls.append(len(record.values["time"].detail["samples"]))
+        calls.append(len(record.values["time"].samples))
         if len(calls) <= 2:
             budgets = [BudgetResult(b.budget, "inconclusive", "undecided", b.current, b.limit) for b in result.budgets]
             return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pytest_llmeff.budgets import Budget
+from pytest_llmeff.details import TimeDetail
 from pytest_llmeff.measure import latency, steady, threads
 from pytest_llmeff.records import CaseRecord, Measurement
 from pytest_llmeff.verdicts import NoiseSettings, judge, run_spread, with_history
@@ -71,7 +72,7 @@ def _record(opt: float, samples: list[float] | None = None, perplexity: float = 
             history: dict | None = None) -> CaseRecord:
     values = {"perplexity": Measurement(perplexity, "", "nonoverlap-256"),
               "time": Measurement(0.01, "s", "perf_counter wall clock, interleaved call by call with the base model",
-                                  detail={"samples": samples or [0.01] * 20})}
+                                  detail=TimeDetail(samples=tuple(samples or [0.01] * 20)))}
     return CaseRecord("c", "nf4", "embedded", "cpu", "float32", "forward-1x256", values,
                       opt={"run": opt}, history=history or {})
 
@@ -146,5 +147,5 @@ def test_history_carries_over_only_for_the_same_model():
     assert with_history(None, _record(1.02)).history == {}
     other = _record(1.0)
     other = dataclasses.replace(other, values={**other.values, "time": dataclasses.replace(
-        other.values["time"], detail={**other.values["time"].detail, "threads": 2})})
+        other.values["time"], detail=dataclasses.replace(other.values["time"].detail, threads=2))})
     assert with_history(other, _record(1.02)).history == {}  # timed with another thread count

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_llmeff.budgets import Budget, BudgetResult
+from pytest_llmeff.details import EnergyDetail, TimeDetail
 from pytest_llmeff.records import CaseRecord, Measurement
 from pytest_llmeff.report import summary_lines
 from pytest_llmeff.report_notes import WIDTH, grouped
@@ -77,7 +78,9 @@ QUALITY = {
 
 
 def m(value: float, unit: str = "", method: str = "parameter count", **detail) -> Measurement:
-    return Measurement(value, unit, method, unit == "J", detail)
+    """A figure; ``time`` and ``energy`` ones get their typed detail from the keywords."""
+    kind = TimeDetail if "workload" in detail else EnergyDetail if "windows" in detail and unit == "J" else dict
+    return Measurement(value, unit, method, unit == "J", kind(**detail))
 
 
 def energy(joules: float, tokens: int) -> dict[str, Measurement]:

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_llmeff.budgets import Budget
 from pytest_llmeff.compare import CompareError, compare, load_run
+from pytest_llmeff.details import TimeDetail
 from pytest_llmeff.records import CaseRecord, Measurement
 from pytest_llmeff.verdicts import judge
 
@@ -17,7 +18,7 @@ def record(case_id: str, median_s: float, spread: float, seed: int, method: str 
     rng = random.Random(seed)
     samples = [median_s * (1 + rng.uniform(-spread, spread)) for _ in range(n)]
     values = {"time": Measurement(sorted(samples)[n // 2], "s", "perf_counter wall clock",
-                                  detail={"samples": samples}),
+                                  detail=TimeDetail(samples=tuple(samples))),
               "perplexity": Measurement(40.0, "", "nonoverlap-256"),
               "energy": Measurement(1.0, "J", "codecarbon-estimate", True)}
     return CaseRecord(case_id, method, "embedded", "cpu", "float32", "forward-1x256", values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_llmeff.details import TimeDetail
 from pytest_llmeff.measure import latency
 from pytest_llmeff.measure.costs import _idle_first, energy_values, paired_costs
 from pytest_llmeff.measure.memory import weight_bytes
@@ -76,7 +77,7 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
         values = quality_values(model, inputs, spec)
     costs, reference = paired_costs(model, inputs, spec, meter, benchmark, reference_model)
     values.update(costs.values)
-    values = _with_memory(values, model, info, costs.peak, costs.values["time"].detail.get("workload", spec.workload))
+    values = _with_memory(values, model, info, costs.peak, costs.values["time"].detail.workload or spec.workload)
     return values, costs.notes, (reference.values if reference is not None else None)
 
 
@@ -154,9 +155,9 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
                   else latency.run_plain(call, plan))
     n = len(replay)
     values = {
-        "time": Measurement(timing.median_s / n, "s", timing.method, detail={
-            "workload": f"cache-replay-{n}x{len(replay[0])}+{new_tokens}", "statistic": "median per prompt",
-            "rounds": timing.rounds, "iterations": timing.iterations, "device": spec.device}),
+        "time": Measurement(timing.median_s / n, "s", timing.method, detail=TimeDetail(
+            workload=f"cache-replay-{n}x{len(replay[0])}+{new_tokens}", statistic="median per prompt",
+            rounds=timing.rounds, iterations=timing.iterations, device=spec.device)),
         "exact_match": Measurement(sum(a == r for a, r in zip(answers, reference, strict=True)) / n, "",
                                    "greedy answers identical to the no-cache answers"),
         "rouge_l": Measurement(rouge_l([tokenizer.decode(r) for r in reference],

@@ -146,14 +146,13 @@ def time_measurement(timing: latency.Timing, workload_id: str, tokens: int, spec
                      warm: WarmUp | None = None) -> Measurement:
     """Median seconds per call, with every call's sample (noise-aware verdicts resample them), the
     threads torch used, and what warming up took."""
-    detail: dict[str, Any] = {
-        "workload": workload_id, "statistic": "median per call", "mean_s": timing.mean_s,
-        "stddev_s": timing.stddev_s, "min_s": timing.min_s, "rounds": timing.rounds,
-        "iterations": timing.iterations, "tokens_per_call": tokens, "device": spec.device,
-        "threads": spec.threads, "samples": list(timing.samples)}
-    if warm is not None:
-        detail["warmup"] = {"calls": warm.calls, "seconds": round(warm.seconds, 3), "compiles": warm.compiles,
-                            "steady": warm.steady}
+    from pytest_llmeff.details import TimeDetail, WarmUpDetail
+
+    warmup = None if warm is None else WarmUpDetail(warm.calls, round(warm.seconds, 3), warm.compiles, warm.steady)
+    detail = TimeDetail(
+        workload=workload_id, statistic="median per call", rounds=timing.rounds, iterations=timing.iterations,
+        device=spec.device, threads=spec.threads, tokens_per_call=tokens, mean_s=timing.mean_s,
+        stddev_s=timing.stddev_s, min_s=timing.min_s, samples=tuple(timing.samples), warmup=warmup)
     return Measurement(timing.median_s, "s", timing.method, detail=detail)
 
 
@@ -161,15 +160,16 @@ def energy_values(windows: list[tuple[Any, int]], meter: Any, settings: EnergySe
                   tokens: int, samples: int) -> dict[str, Measurement]:
     """Per-call energy (median over windows), its split, idle/active share, per token, and CO2e."""
     from pytest_llmeff import carbon
+    from pytest_llmeff.details import EnergyDetail
     from pytest_llmeff.measure.stats import summarize
 
     first = windows[0][0]
     per_window = [r.joules / c for r, c in windows]
     totals = summarize(per_window)
-    out = {"energy": Measurement(totals.median, "J", first.method, first.estimated, detail={
-        "statistic": f"median over {totals.n} window(s) of window total / calls", "windows": totals.n,
-        "cv": round(totals.cv, 4), "ci95": [totals.ci_low, totals.ci_high],
-        "window_s": round(first.seconds, 3), "calls": windows[0][1], "samples": per_window})}
+    out = {"energy": Measurement(totals.median, "J", first.method, first.estimated, detail=EnergyDetail(
+        statistic=f"median over {totals.n} window(s) of window total / calls", windows=totals.n,
+        calls=windows[0][1], window_s=round(first.seconds, 3), cv=round(totals.cv, 4),
+        ci95=(totals.ci_low, totals.ci_high), samples=tuple(per_window)))}
     for comp, part in first.components.items():
         per_call = summarize([r.components[comp].joules / c for r, c in windows]).median
         out[f"energy.{comp}"] = Measurement(per_call, "J", part.method, part.estimated)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_llmeff.details import EnergyDetail, TimeDetail
 from pytest_llmeff.records import Measurement
 
 
@@ -99,19 +100,19 @@ def measure_deployment(model: Any, workload: Deployment, eval_ids: list[int], co
     n = len(result["latencies"])
     wid = workload.id(context_length)
     values = {
-        "time": Measurement(statistics.median(result["latencies"]), "s", "perf_counter wall clock", detail={
-            "workload": wid, "statistic": "median latency per prompt", "prompts": n,
-            "busy_fraction": round(result["busy_s"] / result["seconds"], 4),
-            "max_late_s": round(max(result["late"]), 3), "device": device}),
+        "time": Measurement(statistics.median(result["latencies"]), "s", "perf_counter wall clock", detail=TimeDetail(
+            workload=wid, statistic="median latency per prompt", device=device,
+            extra={"prompts": n, "busy_fraction": round(result["busy_s"] / result["seconds"], 4),
+                   "max_late_s": round(max(result["late"]), 3)})),
     }
     notes = []
     if window.reading is None:
         notes.append(f"energy not measured: {window.error}")
     else:
         r = window.reading
-        values["energy"] = Measurement(r.joules / n, "J", r.method, r.estimated, detail={
-            "statistic": "period total / prompts (idle time included)", "window_s": round(r.seconds, 3),
-            "calls": n, "windows": 1})
+        values["energy"] = Measurement(r.joules / n, "J", r.method, r.estimated, detail=EnergyDetail(
+            statistic="period total / prompts (idle time included)", windows=1, calls=n,
+            window_s=round(r.seconds, 3)))
         for comp, part in r.components.items():
             values[f"energy.{comp}"] = Measurement(part.joules / n, "J", part.method, part.estimated)
         values["energy_per_token"] = Measurement(r.joules / n / workload.new_tokens, "J",
