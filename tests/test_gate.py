@@ -62,7 +62,17 @@ def llmeff_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest_llmeff", *args], capture_output=True, text=True)
 
 
-def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch):
+def llmeff_compare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``llmeff compare`` in this process (the console entry point is checked once, below)."""
+    from pytest_llmeff.cli import main
+
+    capsys.readouterr()
+    code = main(["compare", *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch, capsys):
     runs = []
     for i in range(6):  # the same code six times: five comparisons of pure noise (the gate reads no energy)
         out = project.path / f"run{i}.json"
@@ -77,11 +87,11 @@ def test_compare_flags_the_slowed_case_and_not_the_noise(project, monkeypatch):
     # +49 %), so the threshold is wide and the regression large: 100 ms on a ~20 ms forward pass.
     gate = ["--fail", "time:+150%", "--fail", "perplexity:+1%"]
     for a, b in zip(runs, runs[1:], strict=False):
-        noise = llmeff_cli("compare", str(a), str(b), *gate)
-        assert noise.returncode == 0, noise.stdout + noise.stderr
-    flagged = llmeff_cli("compare", str(runs[0]), str(slow), *gate)
-    assert flagged.returncode == 1
-    fails = [line for line in flagged.stdout.splitlines() if line.startswith("[fail]")]
+        code, out = llmeff_compare(capsys, str(a), str(b), *gate)
+        assert code == 0, out
+    code, out = llmeff_compare(capsys, str(runs[0]), str(slow), *gate)
+    assert code == 1
+    fails = [line for line in out.splitlines() if line.startswith("[fail]")]
     assert len(fails) == 1 and "test_case[maybe-slow]" in fails[0] and "time:+150%" in fails[0]
     slowed = json.loads(slow.read_text())["cases"]["test_suite.py::test_case[maybe-slow]"]
     assert slowed["opt"]["balanced"] > 2  # the paired opt score shows the regression as well

@@ -25,6 +25,7 @@ from typing import Any
 MC_TEST, MC_TRAIN = 250, 100
 GEN_TEST, GEN_TRAIN = 200, 50
 GEN_PROMPT_WORDS, GEN_TARGET_WORDS = 10, 3
+LOCAL_PREFIX = "llmeff_docs_"  # every task this module writes is named so
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
