@@ -132,7 +132,8 @@ def test_gptq4_on_cpu(ctx, heldout_ids):
     # The checkpoint is cached: a second run loads the same files instead of quantising again.
     again = compress(spec, ctx)
     assert any("checkpoint from cache" in n for n in again.notes)
-    assert perplexity(again.model, heldout_ids, "nonoverlap-256", max_windows=4).value == first
+    ours, cached = cand.model.state_dict(), again.model.state_dict()
+    assert ours.keys() == cached.keys() and all(torch.equal(ours[k], cached[k]) for k in ours)
 
 
 @pytest.mark.parametrize(
