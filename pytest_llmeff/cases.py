@@ -230,9 +230,6 @@ class LlmeffCase:
         info = getattr(self._benchmark, "extra_info", None)
         if info is None:
             return
-        # The record as baselines and run files hold it (one serialisation), with the verdict.
-        info["llmeff"] = result.record.to_json() | {
-            "verdict": result.verdict,
-            "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message}
-                        for b in result.budgets],
-        }
+        from pytest_llmeff.benchmark_save import extra_info
+
+        info["llmeff"] = extra_info(result)

@@ -15,6 +15,7 @@ from pytest_llmeff import options as options_mod
 
 SESSION = pytest.StashKey["Any"]()
 PROBLEMS = pytest.StashKey[list[str]]()  # marker mistakes found while collecting: one usage error after it
+XDIST_BENCHMARK = pytest.StashKey[str]()  # what became of pytest-benchmark's saved run under xdist
 MARKER = "llmeff"
 HEAVY = "llmeff_heavy"
 DEFAULT_COMPRESSORS = ("base",)
@@ -171,6 +172,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         run.finish(write=False)
     else:
         run.finish()
+        from pytest_llmeff.benchmark_save import save_under_xdist
+
+        line = save_under_xdist(config, run.results)
+        if line:
+            config.stash[XDIST_BENCHMARK] = line
         if run.errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a requested file was not written
 
@@ -201,6 +207,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("llmeff summary")
     for line in summary_lines(run.results, run):
         terminalreporter.write_line(line)
+    if XDIST_BENCHMARK in config.stash:
+        terminalreporter.write_line(f"[llmeff] {config.stash[XDIST_BENCHMARK]}")
 
 
 # ---------------------------------------------------------------------------- fixtures

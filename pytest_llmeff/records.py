@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_llmeff.details import Detail, EnergyDetail, TimeDetail, detail_from_json, detail_to_json
+from pytest_llmeff.details import TYPED, Detail, EnergyDetail, TimeDetail, detail_from_json, detail_to_json
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,14 @@ class CaseRecord:
     # Time and energy taken call by call in turn with the reference this record is scored against
     # (verdicts then resample both with one draw of call indices).
     interleaved: bool = False
+
+    def __post_init__(self) -> None:
+        # Time and energy figures always carry their typed detail, however the record was built.
+        typed = {name: dataclasses.replace(m, detail=detail_from_json(name, m.detail))
+                 for name, m in self.values.items()
+                 if name in TYPED and not isinstance(m.detail, (TimeDetail, EnergyDetail))}
+        if typed:
+            object.__setattr__(self, "values", {**self.values, **typed})
 
     @property
     def timing(self) -> TimeDetail | None:

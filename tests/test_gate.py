@@ -167,7 +167,9 @@ def test_baselines_of_other_hardware_are_refused_unless_forced(project):
 
 def test_xdist_gives_the_serial_records_one_json_and_intact_baselines(project):
     run(project, NO_ENERGY, "--llmeff-json=serial.json").assert_outcomes(passed=2)  # for its case ids
-    parallel = run(project, "-n", "2", "--llmeff-json=parallel.json", "--llmeff-update-baselines")
+    storage = project.path / "bench"
+    parallel = run(project, "-n", "2", "--llmeff-json=parallel.json", "--llmeff-update-baselines",
+                   "--benchmark-autosave", f"--benchmark-storage=file://{storage}")
     parallel.assert_outcomes(passed=2)
     serial = json.loads((project.path / "serial.json").read_text())
     merged = json.loads((project.path / "parallel.json").read_text())
@@ -177,4 +179,19 @@ def test_xdist_gives_the_serial_records_one_json_and_intact_baselines(project):
         assert set(case["values"]) >= {"perplexity", "time", "energy"}
     (baseline,) = (project.path / "baselines").glob("*/embedded.json")
     assert set(json.loads(baseline.read_text())["cases"]) == set(serial["cases"])
-    parallel.stdout.fnmatch_lines(["*llmeff summary*", "base *", "maybe-slow *"])
+    parallel.stdout.fnmatch_lines(["*llmeff summary*", "base *", "maybe-slow *",
+                                   "[[]llmeff] pytest-benchmark is off under pytest-xdist: llmeff saved its own "
+                                   "per-call timings of 2 case(s)*"])
+    # pytest-benchmark turned itself off in the workers; the saved run holds llmeff's timings
+    (saved,) = storage.glob("*/*.json")
+    benchmarks = {b["fullname"]: b for b in json.loads(saved.read_text())["benchmarks"]}
+    assert set(benchmarks) == set(serial["cases"])
+    for name, bench in benchmarks.items():
+        time = merged["cases"][name]["values"]["time"]
+        assert bench["stats"]["rounds"] == len(time["detail"]["samples"])
+        assert bench["stats"]["min"] == min(time["detail"]["samples"])
+        assert bench["extra_info"]["llmeff"]["values"]["time"] == time
+    compare = subprocess.run(
+        [sys.executable, "-c", "import sys; from pytest_benchmark.cli import main; sys.exit(main())",
+         f"--storage=file://{storage}", "compare"], capture_output=True, text=True, check=True, cwd=storage)
+    assert "test_case[maybe-slow]" in compare.stdout
