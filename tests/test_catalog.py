@@ -118,7 +118,10 @@ def test_head_pruned_model_quantises(ctx, heldout_ids):
     assert torch.isfinite(torch.tensor(ppl(cand.model, heldout_ids)))
 
 
-def test_gptq4_on_cpu(ctx, heldout_ids):
+def test_gptq4_on_cpu(ctx, heldout_ids, monkeypatch):
+    # gptqmodel compiles its dequantisation with torch.compile (inductor builds C++: ~30 s on a
+    # machine whose compile cache is cold); this test is about the compressor, so eager mode.
+    monkeypatch.setattr(torch._dynamo.config, "disable", True)
     # allow_emulated: CPUs without native bfloat16 (this test's AVX2 runners) refuse GPTQ otherwise.
     # Four calibration documents are enough for these 3.5 M parameters (16 gave the same perplexity),
     # and four windows to compare: the CPU kernel takes ~0.7 s a window on 2 cores.
