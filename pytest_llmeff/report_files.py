@@ -223,18 +223,25 @@ def write_run_outputs(results: Sequence[Any], options: Any, fingerprint: dict[st
     import json
 
     from pytest_llmeff.compare import RUN_SCHEMA
+    from pytest_llmeff.results import budgets_to_json
+    from pytest_llmeff.run_info import run_environment
 
     if not results:
         return
     records = [r.record for r in results]
     rows = rows_of(results)
+    environment = run_environment()
     if options.json_path:
-        # With each case's reference and reason, `llmeff report` shows the Δ and reasons of the run.
+        # With each case's reference, reason and budgets, `llmeff report` shows the Δ, reasons and
+        # budget lines of the run; "environment" names its date, commit and library versions. Every
+        # key added since version 1 is optional to readers: the version stays 1.
         payload = {"schema": RUN_SCHEMA, "version": 1, "model": options.model.name, "device": device,
-                   "fingerprint": fingerprint, "cases": {r.case_id: r.to_json() for r in records},
+                   "fingerprint": fingerprint, "environment": environment,
+                   "cases": {r.case_id: r.to_json() for r in records},
                    "verdicts": {r.case_id: r.verdict for r in results},
                    "references": {r.case_id: r.reference.to_json() for r in results},
-                   "reasons": {r.case_id: r.reason for r in rows if r.reason}}
+                   "reasons": {r.case_id: r.reason for r in rows if r.reason},
+                   "budgets": {r.case_id: budgets_to_json(r.budgets) for r in results if r.budgets}}
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
         options.json_path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     title = f"pytest-llmeff: {options.model.name} on {device}"
