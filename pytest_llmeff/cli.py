@@ -47,7 +47,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"llmeff report: {exc}", file=sys.stderr)
         return 2
     try:
-        rows = rows_of_run(run.cases, run.verdicts, run.references, run.reasons)
+        rows = rows_of_run(run.cases, run.verdicts, run.references, run.reasons, run.budgets)
         paths = write_report(list(run.cases.values()), Path(args.out), rows, f"pytest-llmeff run {run.name}")
     except OSError as exc:
         print(f"llmeff report: cannot write {exc.filename or args.out}: {exc.strerror or exc}; "

@@ -11,11 +11,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_summary import broken, default_run
+from test_summary import CACHE, FWD, broken, default_run
 
 from pytest_llmeff.compare import load_run
 from pytest_llmeff.fingerprint import machine_fingerprint
 from pytest_llmeff.report_files import write_run_outputs
+from pytest_llmeff.rows import rows_of
 from pytest_llmeff.run_info import run_environment
 
 
@@ -62,3 +63,43 @@ def test_a_run_file_keeps_each_case_s_budgets_and_the_run_s_environment(run_file
     run_file.write_text(json.dumps(data))
     old = load_run(run_file)
     assert old.budgets == {} and old.environment == {}
+
+
+def test_rows_carry_budget_limits_as_changes_against_the_reference():
+    rows = {(r.label, r.workload): r for r in rows_of(broken(default_run()))}
+    nf4 = rows[("nf4", FWD)]
+    ppl = next(m for m in nf4.marks if m.text == "perplexity:+0.1%")
+    assert (ppl.kind, ppl.status, ppl.limit) == ("base", "fail", 46.39)
+    assert ppl.delta == pytest.approx(46.39 / 46.35 - 1) and ppl.origin == pytest.approx(46.39 / 1.001)
+    assert not any(m.text.startswith("opt<=baseline") for m in nf4.marks)  # missing: no limit to draw
+    assert rows[("base", FWD)].marks == ()
+
+
+def test_delta_intervals_come_from_the_samples_and_hold_the_figure():
+    import dataclasses
+
+    from pytest_llmeff.details import TimeDetail
+    from pytest_llmeff.rows import make_row
+
+    base, kd = (r for r in default_run() if r.record.method in ("base", "kd") and r.record.workload == FWD)
+
+    def sampled(record, seconds):
+        time = dataclasses.replace(record.record.values["time"], value=sorted(seconds)[len(seconds) // 2],
+                                   detail=TimeDetail(workload=FWD, samples=tuple(seconds)))
+        return dataclasses.replace(record.record, values={**record.record.values, "time": time})
+
+    ref = sampled(base, [0.0370 + 0.0002 * i for i in range(11)])
+    row = make_row(sampled(kd, [0.0221 + 0.0001 * (i % 5) for i in range(11)]), ref, "pass")
+    low, high = row.intervals["time"]
+    assert low < row.delta["time"] < high and high - low < 0.05
+    assert make_row(ref, ref, "pass").intervals == {}  # the reference against itself: exact
+
+
+def test_big_figures_are_written_out_and_the_energy_split_picks_its_units():
+    from pytest_llmeff.rows import energy_table, num
+
+    assert (num(11850.0), num(1185.04), num(0.5319, 1e3)) == ("11850", "1185", "531.9")
+    rows = [r for r in rows_of(default_run()) if r.workload == CACHE]
+    header, cells = energy_table(rows)
+    assert header[:3] == ["case", "cpu J", "ram J"] and "mJ/token" in header and "gpu J" not in header
+    assert not any("e+" in c for row in cells for c in row)
