@@ -86,11 +86,11 @@ def opt_figure(plt: Any, rows: Sequence[Row]) -> Any:
         for preset in PRESETS:
             ax.scatter([r.opt.get(preset, float("nan")) for r in group], y, marker=PRESET_MARKERS[preset], s=20,
                        alpha=0.75, label=f"opt {preset}", zorder=3)
-        for i, r in enumerate(group):
+        for i, r in enumerate(group):  # the run's score, as the tables print it, right of every mark
             if r.opt:
+                right = max([*r.opt.values(), *(m.limit for m in r.marks if m.metric.startswith("opt"))])
                 ax.annotate(num(r.rank_opt if r.rank_opt is not None else min(r.opt.values()), digits=3),
-                            (max(r.opt.values()), i), xytext=(6, 0), textcoords="offset points", va="center",
-                            fontsize=7)
+                            (right, i), xytext=(6, 0), textcoords="offset points", va="center", fontsize=7)
         _opt_marks(ax, group)
         _case_axis(ax, group)
         values = [v for r in group for v in r.opt.values()] + [m.limit for r in group for m in r.marks

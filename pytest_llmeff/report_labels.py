@@ -16,6 +16,8 @@ from typing import Any
 
 CLUSTER_PX = 7.0  # points closer than this (display pixels) are one spot on the page
 POINT_PX = 4.5  # half the size of the box a point occupies
+OTHER_PX = 5.0  # the clearance a label keeps from the points it does not name
+MARK_PX = 8.0  # half the size of a budget mark's bar
 RADII = (4, 10, 18, 28, 40, 54, 70, 88)  # candidate distances from the point, typographic points
 DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
 LEADER_FROM = 12  # offsets beyond this many points get a leader line
@@ -40,10 +42,13 @@ def _overlaps(box: Any, others: Sequence[Any]) -> bool:
 
 
 def _candidates() -> list[tuple[float, float, str, str]]:
-    """(dx, dy, ha, va) in points, nearest first; diagonals stepped back to the same distance."""
+    """(dx, dy, ha, va) in points, nearest first; diagonals stepped back to the same distance; beside
+    the point (dy = 0) only close by."""
     out = []
     for r in RADII:
         for dx, dy in DIRECTIONS:
+            if dy == 0 and r > LEADER_FROM:
+                continue  # far along a row of points, a label is read as its neighbour's
             scale = r / math.hypot(dx, dy)
             out.append((dx * scale, dy * scale, {1: "left", -1: "right", 0: "center"}[dx],
                         {1: "bottom", -1: "top", 0: "center"}[dy]))
@@ -73,7 +78,8 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Seque
                  segments: Sequence[tuple[tuple[float, float], tuple[float, float]]] = (),
                  sizes: Sequence[float] = (), fontsize: float = 7.5) -> list[Any]:
     """Annotate every point (data coordinates) with its text; returns the annotations. ``avoid``:
-    artists already drawn (budget labels), ``segments``: error bars (data coordinates, ends), and
+    artists already drawn (budget labels), ``segments``: error bars (data coordinates, ends; both
+    ends the same: a budget mark), and
     every point's half size in pixels (``sizes``, by default ``POINT_PX``): the labels keep clear of all.
 
     The axes' limits must be final (the placement works in display coordinates).
@@ -85,9 +91,11 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Seque
     frame = ax.get_window_extent(renderer)
     half = list(sizes) or [POINT_PX] * len(xy)
     points = [Bbox.from_extents(x - h, y - h, x + h, y + h) for (x, y), h in zip(xy, half, strict=True)]
-    for ends in segments:  # an error bar: a flat box along it
+    bars = []
+    for ends in segments:  # an error bar: a flat box along it; a budget mark (one spot): a small square
         (x0, y0), (x1, y1) = ax.transData.transform(list(ends))
-        points.append(Bbox.from_extents(min(x0, x1), min(y0, y1) - 2, max(x0, x1), max(y0, y1) + 2))
+        pad = MARK_PX if (x0, y0) == (x1, y1) else 2.0
+        bars.append(Bbox.from_extents(min(x0, x1) - pad, min(y0, y1) - pad, max(x0, x1) + pad, max(y0, y1) + pad))
     placed: list[Any] = [a.get_window_extent(renderer) for a in avoid]
     out = []
     for group in clusters(xy, colours):
@@ -97,9 +105,11 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Seque
         text = "\n".join(texts[i] for i in group)
         colour = colours[group[0]]
         probe = ax.annotate(text, at, xytext=(0, 0), textcoords="offset points", fontsize=fontsize)
-        (dx, dy, ha, va), box = _spot(probe, renderer, frame, [*placed, *points])
+        # other points keep a margin: a label right next to one is read as that point's
+        near = [b if i in group else b.padded(OTHER_PX) for i, b in enumerate(points)]
+        (dx, dy, ha, va), box = _spot(probe, renderer, frame, [*placed, *near, *bars])
         probe.remove()
-        leader = {"arrowstyle": "-", "color": "#8c959f", "lw": 0.6, "shrinkA": 0, "shrinkB": 2} \
+        leader = {"arrowstyle": "-", "color": "#6e7781", "lw": 0.8, "shrinkA": 0, "shrinkB": 2} \
             if math.hypot(dx, dy) > LEADER_FROM else None
         out.append(ax.annotate(text, at, xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
                                fontsize=fontsize, color=colour, arrowprops=leader, zorder=5))

@@ -182,6 +182,21 @@ def _tradeoff_panel(ax: Any, points: Sequence[Point], cost: str, axis: Axis, row
     front = pareto(points, axis.lower_is_better)
     ax.plot([p.x * 100 for p in front], [p.y * 100 if axis.is_delta else p.y for p in front], "--",
             color="#0969da", alpha=0.5, lw=1, zorder=1)
+    _draw_points(ax, points, xs, ys)
+    avoid = _budget_lines(ax, rows, cost, axis)
+    ticks = _case_marks(ax, points, cost, axis)
+    _style_axes(ax, xs, cost, axis)
+    ax.figure.canvas.draw()  # the limits are final: labels are placed in display coordinates
+    bars = [((p.low * 100, y), (p.high * 100, y)) for p, y in zip(points, ys, strict=True)
+            if p.low is not None and p.high is not None]
+    # pass labels in ink, the others in their verdict's colour: those are the ones to find
+    inks = [verdict_colour(p.row.verdict) if p.row.verdict not in ("pass", "") else "#24292f" for p in points]
+    place_labels(ax, xs, ys, [p.row.label for p in points], inks, avoid, bars + [(t, t) for t in ticks],
+                 [9.0 if p.row.is_reference else 4.5 for p in points])
+
+
+def _draw_points(ax: Any, points: Sequence[Point], xs: Sequence[float], ys: Sequence[float]) -> None:
+    """Each case by its verdict's colour and marker (the reference a black star), with its interval."""
     for p, x, y in zip(points, xs, ys, strict=True):
         colour = verdict_colour(p.row.verdict)
         if p.low is not None and p.high is not None:
@@ -192,26 +207,20 @@ def _tradeoff_panel(ax: Any, points: Sequence[Point], cost: str, axis: Axis, row
         else:
             ax.scatter([x], [y], marker=MARKERS.get(p.row.verdict, "o"), s=34, color=colour,
                        edgecolors="white", linewidths=0.5, zorder=4)
-    avoid = _budget_lines(ax, rows, cost, axis)
-    _case_marks(ax, points, cost, axis)
+
+
+def _style_axes(ax: Any, xs: Sequence[float], cost: str, axis: Axis) -> None:
     ax.margins(x=0.14, y=0.12)
     if max(map(abs, xs), default=0) > 300:  # one far outlier (a slow kernel) would squash the rest:
         ax.set_xscale("symlog", linthresh=100, linscale=3)  # linear to ±100 %, most of the width
-        low, high = ax.get_xlim()
-        ax.set_xticks([t for t in SYMLOG_TICKS if low <= t <= high])
+        low, high = min(xs, default=0), max(xs, default=0)
+        ax.set_xticks([t for t in SYMLOG_TICKS if low - 50 <= t <= high])
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:+.0f}%")
     if axis.is_delta:
         ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0f}%")
     ax.set_xlabel(f"Δ {cost} vs paired reference (%, lower is better)")
     ax.set_ylabel(axis.title)
     ax.grid(alpha=0.25, lw=0.5)
-    ax.figure.canvas.draw()  # the limits are final: labels are placed in display coordinates
-    bars = [((p.low * 100, y), (p.high * 100, y)) for p, y in zip(points, ys, strict=True)
-            if p.low is not None and p.high is not None]
-    # pass labels in ink, the others in their verdict's colour: those are the ones to find
-    inks = [verdict_colour(p.row.verdict) if p.row.verdict not in ("pass", "") else "#24292f" for p in points]
-    place_labels(ax, xs, ys, [p.row.label for p in points], inks, avoid, bars,
-                 [9.0 if p.row.is_reference else 4.5 for p in points])
 
 
 def _budget_lines(ax: Any, rows: Sequence[Row], cost: str, axis: Axis) -> list[Any]:
@@ -243,18 +252,24 @@ def _budget_lines(ax: Any, rows: Sequence[Row], cost: str, axis: Axis) -> list[A
     return out
 
 
-def _case_marks(ax: Any, points: Sequence[Point], cost: str, axis: Axis) -> None:
-    """Budgets against the stored baseline: each case's own limit, a short bar at its point."""
+def _case_marks(ax: Any, points: Sequence[Point], cost: str, axis: Axis) -> list[tuple[float, float]]:
+    """Budgets against the stored baseline: each case's own limit, a short bar at its point.
+    Returns where the bars are (data coordinates), for the labels to keep clear of them."""
+    out = []
     for p in points:
         for m in p.row.marks:
             if m.kind != "baseline" or m.delta is None:
                 continue
             colour = verdict_colour(m.status) if m.status != "pass" else "#57606a"
             if m.metric == axis.metric and axis.is_delta:
-                ax.plot([p.x * 100], [m.delta * 100], marker="_", ms=10, mew=1.5, color=colour, zorder=3)
+                at, marker = (p.x * 100, m.delta * 100), "_"
             elif m.metric == cost:
-                ax.plot([m.delta * 100], [p.y * 100 if axis.is_delta else p.y], marker="|", ms=10, mew=1.5,
-                        color=colour, zorder=3)
+                at, marker = (m.delta * 100, p.y * 100 if axis.is_delta else p.y), "|"
+            else:
+                continue
+            ax.plot(*at, marker=marker, ms=10, mew=1.5, color=colour, zorder=3)
+            out.append(at)
+    return out
 
 
 def interval_text(p: Point) -> str:
