@@ -220,3 +220,32 @@ def test_trade_off_plots_draw_budget_lines_and_intervals():
     bars = [c for c in time_panel.collections if c.__class__.__name__ == "LineCollection"]
     assert len(bars) == 1 and bars[0].get_segments()[0][:, 0].tolist() == pytest.approx([-43.0, -38.0])
     plt.close(fig)
+
+
+def test_the_energy_plot_writes_the_table_s_figures_hatches_estimates_and_adds_co2e():
+    import dataclasses
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pytest_llmeff.report_bars import energy_figure
+    from pytest_llmeff.rows import energy_table, table
+
+    rows = [r for r in rows_of(default_run()) if r.workload == CACHE]
+    rows[1] = dataclasses.replace(rows[1], energy_parts={**rows[1].energy_parts, "co2e": 0.000123},
+                                  parts_estimated=("ram",))
+    fig = energy_figure(plt, CACHE, rows)
+    ax = fig.axes[0]
+    header, cells = table(rows, [])
+    unit = next(h for h in header if h.startswith("energy ")).split()[1]
+    written = [t.get_text() for t in ax.texts]
+    column = header.index(f"energy {unit}")
+    assert written[0] == f"{cells[0][column]} {unit}"
+    assert written[1] == f"{cells[1][column]} {unit} · 0.123 mg CO2e"
+    bars = dict(zip(("cpu", "ram"), ax.containers[:2], strict=True))  # one bar per case and component
+    hatched = {part: [bool(b.get_hatch()) for b in drawn] for part, drawn in bars.items()}
+    assert hatched == {"cpu": [i != 1 for i in range(len(rows))], "ram": [True] * len(rows)}
+    assert "CO2e mg" in energy_table(rows)[0]
+    plt.close(fig)
