@@ -111,7 +111,9 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Seque
         probe.remove()
         leader = {"arrowstyle": "-", "color": "#6e7781", "lw": 0.8, "shrinkA": 0, "shrinkB": 2} \
             if math.hypot(dx, dy) > LEADER_FROM else None
+        # a light backing keeps a label legible where a budget line or an axis runs under it
         out.append(ax.annotate(text, at, xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                               fontsize=fontsize, color=colour, arrowprops=leader, zorder=5))
+                               fontsize=fontsize, color=colour, arrowprops=leader, zorder=5,
+                               bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.75}))
         placed.append(box)
     return out

@@ -26,6 +26,7 @@ from pytest_llmeff.rows import Row, pct, sections
 
 MARKERS = {"pass": "o", "fail": "X", "inconclusive": "D"}  # the reference: a star; others: a circle
 DPI = 110
+BACKING = {"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.75}  # text legible over lines
 SYMLOG_TICKS = (-100, -50, 0, 50, 100, 1000, 10000, 100000)  # %: linear to ±100, then by decades
 
 
@@ -244,11 +245,12 @@ def _budget_lines(ax: Any, rows: Sequence[Row], cost: str, axis: Axis) -> list[A
         label = f"{text} ({len(statuses)} case{'s' if len(statuses) != 1 else ''})"
         if across:
             out.append(ax.annotate(label, (1, value), xycoords=("axes fraction", "data"), xytext=(-2, 2),
-                                   textcoords="offset points", ha="right", va="bottom", fontsize=7, color=colour))
+                                   textcoords="offset points", ha="right", va="bottom", fontsize=7, color=colour,
+                                   bbox=BACKING))
         else:
             out.append(ax.annotate(label, (value, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
                                    textcoords="offset points", ha="left", va="top", fontsize=7, color=colour,
-                                   rotation=90))
+                                   rotation=90, bbox=BACKING))
     return out
 
 
