@@ -230,8 +230,9 @@ def table(rows: Sequence[Row], opts: Sequence[tuple[str, str]]) -> tuple[list[st
 
 def energy_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of one section's energy split (per call): CPU / GPU / RAM, idle (static) vs
-    active, per token, the windows read and their spread, CO2e. Units are chosen for the section, as
-    in :func:`columns`; columns no row fills are left out."""
+    active, per token, the windows read and their spread, CO2e; every column, "–" where a case has
+    no such figure (a CPU run's GPU column says it was not measured). Units are chosen for the
+    section, as in :func:`columns`."""
     unit, scale = energy_unit(r.energy for r in rows if r.energy is not None)
     t_unit, t_scale = energy_unit(r.energy_parts["energy_per_token"] for r in rows
                                   if "energy_per_token" in r.energy_parts)
@@ -243,6 +244,4 @@ def energy_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         ("cv", lambda r: f"{r.energy_cv:.1%}" if r.energy_windows > 1 and r.energy_cv is not None else "–"),
         ("CO2e mg", lambda r: num(r.energy_parts.get("co2e"), 1e3)),
     ]
-    filled = [(h, [cell(r) for r in rows]) for h, cell in cols]
-    kept = [(h, c) for h, c in filled if h in ("case", "windows") or any(x != "–" for x in c)]
-    return [h for h, _ in kept], [list(cells) for cells in zip(*(c for _, c in kept), strict=True)]
+    return [h for h, _ in cols], [[cell(r) for _, cell in cols] for r in rows]

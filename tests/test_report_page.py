@@ -101,7 +101,8 @@ def test_big_figures_are_written_out_and_the_energy_split_picks_its_units():
     assert (num(11850.0), num(1185.04), num(0.5319, 1e3)) == ("11850", "1185", "531.9")
     rows = [r for r in rows_of(default_run()) if r.workload == CACHE]
     header, cells = energy_table(rows)
-    assert header[:3] == ["case", "cpu J", "ram J"] and "mJ/token" in header and "gpu J" not in header
+    assert header[:4] == ["case", "cpu J", "gpu J", "ram J"] and "mJ/token" in header  # not 8.075e+04 µJ
+    assert {row[header.index("gpu J")] for row in cells} == {"–"}  # not measured on this CPU run
     assert not any("e+" in c for row in cells for c in row)
 
 
