@@ -39,7 +39,7 @@ def energy_figure(plt: Any, workload: str, group: Sequence[Row]) -> Any:
     group = [r for r in group if r.energy is not None]
     if not group:
         return None
-    fig, (ax,) = _panels(plt, [(workload, list(group))], width=7.0)
+    fig, (ax,) = _panels(plt, [(workload, list(group))], width=5.2)  # beside its table on a 1400 px page
     unit, scale = energy_unit(r.energy for r in group if r.energy is not None)
     parts = [p for p in PARTS if any(p in r.energy_parts for r in group)]
     left = [0.0] * len(group)

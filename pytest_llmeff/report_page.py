@@ -7,6 +7,7 @@ functions as the terminal and markdown tables.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ dl.run dt{font-weight:600;color:#57606a}dl.run dd{margin:0}
 nav a{margin-right:1em}ul.reasons li{margin:.2em 0}
 figure{margin:1em 0}img{max-width:100%}.scroll{overflow-x:auto;max-width:100%}
 .split{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}.split>.scroll{flex:0 0 auto}
-.split figure{margin:0;flex:1 1 480px;min-width:0}
+.split figure{margin:0;min-width:0}
 figcaption{color:#57606a;font-size:.9em}
 details{margin:.4em 0 1em}summary{cursor:pointer;color:#0969da}.muted{color:#57606a}
 """
@@ -121,14 +122,27 @@ def points_table(figure: Figure) -> str:
             f"{html_table(header, cells)}</details>")
 
 
-def _figure(f: Figure) -> str:
-    return (f'<figure><img alt="{html.escape(f.caption)}" src="data:image/png;base64,{f.png}">'
+def _figure(f: Figure, style: str = "") -> str:
+    attr = f' style="{style}"' if style else ""
+    return (f'<figure{attr}><img alt="{html.escape(f.caption)}" src="data:image/png;base64,{f.png}">'
             f"<figcaption>{html.escape(f.caption)} ({html.escape(f.name)}.png)</figcaption></figure>")
+
+
+def png_width(data: str) -> int:
+    """The width in pixels of a base64 PNG (its IHDR chunk, right after the signature)."""
+    return int.from_bytes(base64.b64decode(data[:32])[16:20], "big")
+
+
+def _beside(f: Figure) -> str:
+    """A plot beside its table: on the same line while it can keep 85 % of its size, else under it
+    at full size (a section of long case names has a wide table and a wide plot)."""
+    width = png_width(f.png)
+    return _figure(f, f"flex:1 1 {int(width * 0.85)}px;max-width:{width}px")
 
 
 def energy_section(rows: Sequence[Row], figures: Sequence[Figure]) -> str:
     """Per workload the energy split: its table beside its plot."""
-    plots = {f.workload: _figure(f) for f in figures if f.kind == "energy"}
+    plots = {f.workload: _beside(f) for f in figures if f.kind == "energy"}
     tables = html_energy(rows)
     if not tables:
         return ""

@@ -250,3 +250,18 @@ def test_the_energy_plot_writes_the_table_s_figures_hatches_estimates_and_adds_c
     assert hatched == {"cpu": [i != 1 for i in range(len(rows))], "ram": [True] * len(rows)}
     assert "CO2e mg" in energy_table(rows)[0]
     plt.close(fig)
+
+
+def test_an_energy_plot_sits_beside_its_table_at_no_less_than_85_percent_of_its_size(report):
+    import base64
+
+    from PIL import Image
+
+    from pytest_llmeff.report_page import png_width
+
+    folder, page = report
+    data = (folder / "energy-forward-1x256.png").read_bytes()
+    with Image.open(folder / "energy-forward-1x256.png") as png:
+        width = png.size[0]
+    assert png_width(base64.b64encode(data).decode()) == width
+    assert f'<figure style="flex:1 1 {int(width * 0.85)}px;max-width:{width}px">' in page
