@@ -37,8 +37,11 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
     from pytest_llmeff.compare import CompareError, load_run
     from pytest_llmeff.report_files import write_report
+    from pytest_llmeff.report_page import RunIdentity
     from pytest_llmeff.rows import rows_of_run
 
     try:
@@ -46,9 +49,13 @@ def _report(args: argparse.Namespace) -> int:
     except CompareError as exc:
         print(f"llmeff report: {exc}", file=sys.stderr)
         return 2
+    # A file from before runs recorded their date: its modification time is the best date there is.
+    written = dt.datetime.fromtimestamp(Path(args.run).stat().st_mtime, dt.timezone.utc)
+    identity = RunIdentity(run.model, run.device, run.fingerprint, run.environment, str(args.run), written)
+    title = f"pytest-llmeff: {run.model} on {run.device} ({run.name})" if run.model else f"pytest-llmeff run {run.name}"
     try:
-        rows = rows_of_run(run.cases, run.verdicts, run.references, run.reasons)
-        paths = write_report(list(run.cases.values()), Path(args.out), rows, f"pytest-llmeff run {run.name}")
+        rows = rows_of_run(run.cases, run.verdicts, run.references, run.reasons, run.budgets)
+        paths = write_report(list(run.cases.values()), Path(args.out), rows, title, identity=identity)
     except OSError as exc:
         print(f"llmeff report: cannot write {exc.filename or args.out}: {exc.strerror or exc}; "
               "choose a writable folder with --out", file=sys.stderr)

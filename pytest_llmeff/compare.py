@@ -17,7 +17,9 @@ from typing import Any
 from pytest_llmeff.budgets import Budget, BudgetError, BudgetResult
 from pytest_llmeff.fingerprint import hardware_differences
 from pytest_llmeff.records import CaseRecord, check_record_json
+from pytest_llmeff.results import budgets_from_json
 from pytest_llmeff.rows import change, num, pct
+from pytest_llmeff.run_info import check_environment
 from pytest_llmeff.verdicts import NoiseSettings, judge
 
 RUN_SCHEMA = "pytest-llmeff/run"
@@ -36,6 +38,10 @@ class Run:
     verdicts: dict[str, str] = field(default_factory=dict)
     references: dict[str, CaseRecord] = field(default_factory=dict)  # what each case's Δ is against
     reasons: dict[str, str] = field(default_factory=dict)  # why a case failed / was inconclusive
+    budgets: dict[str, list[BudgetResult]] = field(default_factory=dict)  # each case's budget results
+    model: str = ""
+    device: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)  # created, commit, versions (run_info)
 
 
 def _record_from_benchmark(bench: dict[str, Any]) -> CaseRecord | None:
@@ -69,12 +75,17 @@ def load_run(path: Path) -> Run:
             for entry, rec in data.get("references", {}).items():
                 check_record_json(rec)
                 references[entry] = CaseRecord.from_json(rec)
+            budgets = {}
+            for entry, results in data.get("budgets", {}).items():  # also absent from older files
+                budgets[entry] = budgets_from_json(results)
             entry = ""
             fingerprint, verdicts = data.get("fingerprint", {}), data.get("verdicts", {})
             reasons = data.get("reasons", {})
             if not all(isinstance(x, dict) for x in (fingerprint, verdicts, reasons)):
                 raise ValueError("\"fingerprint\", \"verdicts\" and \"reasons\" must be JSON objects")
-            return Run(path.stem, fingerprint, cases, dict(verdicts), references, dict(reasons))
+            return Run(path.stem, fingerprint, cases, dict(verdicts), references, dict(reasons), budgets,
+                       str(data.get("model", "")), str(data.get("device", "")),
+                       check_environment(data.get("environment")))
         if "benchmarks" in data:
             cases = {}
             for bench in data["benchmarks"]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_llmeff.report_notes import footnotes, wrap
-from pytest_llmeff.rows import Row, energy_unit, heading, num, rows_of, sections, table
+from pytest_llmeff.rows import Row, energy_table, heading, num, rows_of, sections, table
 from pytest_llmeff.score import OptWeights
 
 LABEL_WIDTH = 40  # longer case labels are clipped in the terminal (the reports keep them whole)
@@ -65,15 +65,7 @@ def energy_lines(rows: Sequence[Row]) -> list[str]:
     """Per call and workload: the CPU / GPU / RAM split, idle (static) vs active, per token, CO2e."""
     lines: list[str] = []
     for workload, group in sections([r for r in rows if r.energy is not None]):
-        unit, scale = energy_unit(r.energy for r in group if r.energy is not None)
-        header = ["case", f"cpu {unit}", f"gpu {unit}", f"ram {unit}", f"idle {unit}", f"active {unit}",
-                  "µJ/token", "windows", "cv", "CO2e mg"]
-        cells = []
-        for r in group:
-            parts = [num(r.energy_parts.get(p), scale) for p in ("cpu", "gpu", "ram", "idle", "active")]
-            cv = f"{r.energy_cv:.1%}" if r.energy_windows > 1 and r.energy_cv is not None else "–"
-            cells.append([r.label, *parts, num(r.energy_parts.get("energy_per_token"), 1e6), str(r.energy_windows),
-                          cv, num(r.energy_parts.get("co2e"), 1e3)])
+        header, cells = energy_table(group)
         lines += [f"workload {workload}", *format_table(header, _labelled(cells)), ""]
     return lines
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pytest_llmeff.report_notes import grouped
-from pytest_llmeff.rows import Row, heading, sections, table
+from pytest_llmeff.rows import Row, energy_table, heading, sections, table
 from pytest_llmeff.score import PRESETS
+
+# The verdicts' colours, in the tables and the plots alike (GitHub's palette: readable on white).
+VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "no baseline": "#57606a",
+                   "incomplete": "#57606a", "": "#57606a"}
 
 
 def opt_columns(rows: Sequence[Row]) -> list[tuple[str, str]]:
@@ -57,18 +61,67 @@ def markdown(rows: Sequence[Row], title: str = "pytest-llmeff") -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_tables(rows: Sequence[Row]) -> str:
-    """The same tables as HTML: a heading, a table and the reasons per workload, then the notes."""
+def verdict_colour(verdict: str) -> str:
+    return VERDICT_COLOURS.get(verdict, VERDICT_COLOURS[""])
+
+
+def _cell_class(header: str, cell: str) -> str:
+    """CSS classes of a cell: its verdict's colour; a Δ's direction (every Δ shown is of a
+    lower-is-better figure, so a fall is good news)."""
+    if header == "verdict":
+        return f"verdict v-{cell.replace(' ', '-') or 'none'}"
+    if header == "Δ" and cell[:1] in "+-" and cell.strip("+-0.%"):
+        return "good" if cell.startswith("-") else "bad"
+    return "case" if header == "case" else ""
+
+
+def html_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A table of header and cells (as :func:`pytest_llmeff.rows.table` gives them), classed for the page's style."""
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = ""
+    for row in cells:
+        tds = []
+        for h, c in zip(header, row, strict=True):
+            cls = _cell_class(h, c)
+            tds.append(f"<td class=\"{cls}\">{html.escape(c)}</td>" if cls else f"<td>{html.escape(c)}</td>")
+        body += "<tr>" + "".join(tds) + "</tr>"
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
+def html_sections(rows: Sequence[Row], after: Mapping[str, str] | None = None) -> str:
+    """Per workload: a heading, the table, why each failed or inconclusive case is so, then
+    ``after[workload]`` (the section's plot)."""
     parts = []
     opts = opt_columns(rows)
     for workload, group in sections(rows):
         header, cells = table(group, opts)
-        head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-        reasons = "".join(f"<li><b>{html.escape(r.label)}</b> ({html.escape(r.verdict)}): {html.escape(r.reason)}</li>"
-                          for r in group if r.reason)
-        parts.append(f"<h2>{html.escape(heading(workload, group))}</h2><table>{head}{body}</table>"
-                     + (f"<ul>{reasons}</ul>" if reasons else ""))
+        reasons = "".join(f"<li class=\"v-{html.escape(r.verdict.replace(' ', '-'))}\"><b>{html.escape(r.label)}</b> "
+                          f"({html.escape(r.verdict)}): {html.escape(r.reason)}</li>" for r in group if r.reason)
+        reasons = f"<ul class=\"reasons\">{reasons}</ul>" if reasons else ""
+        title = html.escape(heading(workload, group))
+        # a wide table scrolls in its box rather than widening the page
+        parts.append(f"<section id=\"w-{html.escape(anchor(workload))}\"><h2>{title}</h2><div class=\"scroll\">"
+                     f"{html_table(header, cells)}</div>{reasons}{(after or {}).get(workload, '')}</section>")
+    return "".join(parts)
+
+
+def html_notes(rows: Sequence[Row]) -> str:
+    """How the figures were obtained, and the cases' notes."""
     notes = [f"<b>{html.escape(key)}</b>: {html.escape(how)}" for key, how in method_notes(rows)]
     notes += [html.escape(note) for note in case_notes(rows)]
-    return "".join(parts) + "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>"
+    return "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>"
+
+
+def html_tables(rows: Sequence[Row]) -> str:
+    """The same tables as the terminal and markdown, as HTML: the sections, then the notes."""
+    return html_sections(rows) + html_notes(rows)
+
+
+def html_energy(rows: Sequence[Row]) -> dict[str, str]:
+    """The energy split table of each workload (the terminal's "energy per call" tables)."""
+    return {workload: html_table(*energy_table(group))
+            for workload, group in sections([r for r in rows if r.energy is not None])}
+
+
+def anchor(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower())

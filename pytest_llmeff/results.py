@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,34 @@ class CaseSettings:
 
     workload: str | None = None
     tasks: tuple[Any, ...] | None = None
+
+
+def budgets_to_json(budgets: list[BudgetResult]) -> list[dict[str, Any]]:
+    """Budget results as run files and pytest-xdist workers carry them."""
+    return [{"budget": b.budget.text, "status": b.status, "message": b.message, "current": b.current,
+             "limit": b.limit} for b in budgets]
+
+
+STATUSES = ("pass", "fail", "missing", "inconclusive")
+
+
+def budgets_from_json(data: Any) -> list[BudgetResult]:
+    """Raises ``KeyError`` / ``ValueError`` (``BudgetError`` included) on entries that are not budget
+    results: a run file's may have been edited by hand."""
+    if not isinstance(data, list):
+        raise ValueError(f"budgets are {data!r}, not a list")
+    out = []
+    for b in data:
+        if b["status"] not in STATUSES:
+            raise ValueError(f"budget {b['budget']!r}: status {b['status']!r} is none of {', '.join(STATUSES)}")
+        if not isinstance(b["message"], str):
+            raise ValueError(f"budget {b['budget']!r}: message {b['message']!r} is not a string")
+        for key in ("current", "limit"):
+            if b[key] is not None and (isinstance(b[key], bool) or not isinstance(b[key], (int, float))
+                                       or not math.isfinite(b[key])):
+                raise ValueError(f"budget {b['budget']!r}: {key} is {b[key]!r}, not a finite number")
+        out.append(BudgetResult(Budget.parse(b["budget"]), b["status"], b["message"], b["current"], b["limit"]))
+    return out
 
 
 @dataclass
@@ -31,14 +60,12 @@ class CaseResult:
     def to_json(self) -> dict[str, Any]:
         return {"case_id": self.case_id, "record": self.record.to_json(), "reference": self.reference.to_json(),
                 "baseline": self.baseline.to_json() if self.baseline else None, "baseline_note": self.baseline_note,
-                "budgets": [{"budget": b.budget.text, "status": b.status, "message": b.message,
-                             "current": b.current, "limit": b.limit} for b in self.budgets],
+                "budgets": budgets_to_json(self.budgets),
                 "verdict": self.verdict}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseResult:
-        budgets = [BudgetResult(Budget.parse(b["budget"]), b["status"], b["message"], b["current"], b["limit"])
-                   for b in data["budgets"]]
+        budgets = budgets_from_json(data["budgets"])
         baseline = CaseRecord.from_json(data["baseline"]) if data["baseline"] else None
         return cls(data["case_id"], CaseRecord.from_json(data["record"]), CaseRecord.from_json(data["reference"]),
                    baseline, data["baseline_note"], budgets)

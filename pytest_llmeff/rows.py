@@ -2,8 +2,9 @@
 
 A :class:`Row` holds a case's figures in base units (seconds, joules), their change against the
 case's own reference (the base model timed next to it, ``CaseResult.reference``), its opt scores,
-verdict and the one-line reason for a failed or inconclusive verdict. The views only format rows;
-none of them computes a figure, so every table shows the same Δ for the same case.
+verdict and the one-line reason for a failed or inconclusive verdict; for the report's plots also
+the Δ's bootstrap interval and the case's budget limits. The views (tables and plots) only format
+rows; none of them computes a figure, so every table and plot shows the same Δ for the same case.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llmeff.details import EnergyDetail
+from pytest_llmeff.intervals import delta_intervals
+from pytest_llmeff.marks import Mark, change, marks_of
 from pytest_llmeff.records import CaseRecord
 
 DELTA_KEYS = ("perplexity", "time", "energy", "parameters")  # the figures shown with their Δ
@@ -22,21 +25,17 @@ ENERGY_PARTS = ("cpu", "gpu", "ram", "idle", "active")
 REFERENCE_METHODS = ("base", "cache:none")
 
 
-def change(value: float | None, reference: float | None) -> float | None:
-    """The relative change ``value / reference − 1``: the one Δ of every table; None where either
-    figure is missing or the reference is 0 (no ratio)."""
-    if value is None or not reference:
-        return None
-    return value / reference - 1
-
-
 def pct(ratio: float | None) -> str:
     """A change as the tables print it: ``+12.3%``, ``–`` where there is none."""
     return "–" if ratio is None else f"{ratio * 100:+.1f}%"
 
 
 def num(value: float | None, scale: float = 1.0, digits: int = 4) -> str:
-    return "–" if value is None else f"{value * scale:.{digits}g}"
+    """``digits`` significant digits; whole numbers from ``10**digits`` on (``11850``, never ``1.185e+04``)."""
+    if value is None:
+        return "–"
+    scaled = value * scale
+    return f"{scaled:.0f}" if abs(scaled) >= 10 ** digits else f"{scaled:.{digits}g}"
 
 
 def count(value: float | None) -> str:
@@ -84,6 +83,9 @@ class Row:
     energy_parts: Mapping[str, float] = field(default_factory=dict)  # cpu … active, per_token, co2e
     energy_windows: int = 1
     energy_cv: float | None = None
+    parts_estimated: tuple[str, ...] = ()  # the energy parts that are estimates (hatched in the plots)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # time, energy → Δ interval
+    marks: tuple[Mark, ...] = ()  # the case's budgets that have a limit
     notes: tuple[str, ...] = ()
 
     @property
@@ -99,8 +101,9 @@ def _quality(values: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
                  if k != "perplexity" and k in METRICS and not get_metric(k).cost)
 
 
-def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, reason: str = "") -> Row:
-    """The row of ``record``, its Δ against ``reference`` (None: no Δ)."""
+def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, reason: str = "",
+             budgets: Sequence[Any] = ()) -> Row:
+    """The row of ``record``, its Δ against ``reference`` (None: no Δ); ``budgets``: its ``BudgetResult``s."""
     cur = record.numbers()
     ref = reference.numbers() if reference is not None else {}
     energy = record.values.get("energy")
@@ -120,6 +123,9 @@ def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, rea
         energy_parts=parts,
         energy_windows=energy.detail.windows if energy and isinstance(energy.detail, EnergyDetail) else 1,
         energy_cv=energy.detail.cv if energy and isinstance(energy.detail, EnergyDetail) else None,
+        parts_estimated=tuple(p for p in ENERGY_PARTS if f"energy.{p}" in record.values
+                              and record.values[f"energy.{p}"].estimated),
+        intervals=delta_intervals(record, reference), marks=marks_of(budgets, ref, DELTA_KEYS),
         notes=tuple(record.notes),
     )
 
@@ -141,18 +147,20 @@ def reason_of(budgets: Sequence[Any]) -> str:
 
 def rows_of(results: Sequence[Any]) -> list[Row]:
     """Rows of the run's case results (``CaseResult``), in run order."""
-    return [make_row(r.record, r.reference, r.verdict, reason_of(r.budgets)) for r in results]
+    return [make_row(r.record, r.reference, r.verdict, reason_of(r.budgets), r.budgets) for r in results]
 
 
 def rows_of_run(cases: Mapping[str, CaseRecord], verdicts: Mapping[str, str],
-                references: Mapping[str, CaseRecord], reasons: Mapping[str, str]) -> list[Row]:
-    """Rows of a saved run; a case without its stored reference takes its workload's base record."""
+                references: Mapping[str, CaseRecord], reasons: Mapping[str, str],
+                budgets: Mapping[str, Sequence[Any]] | None = None) -> list[Row]:
+    """Rows of a saved run; a case without its stored reference takes its workload's base record.
+    ``budgets``: each case's ``BudgetResult``s, where the run file has them."""
     fallback = {}
     for r in cases.values():
         if r.method in REFERENCE_METHODS:
             fallback.setdefault(r.workload, r)
-    return [make_row(r, references.get(cid) or fallback.get(r.workload), verdicts.get(cid, ""), reasons.get(cid, ""))
-            for cid, r in cases.items()]
+    return [make_row(r, references.get(cid) or fallback.get(r.workload), verdicts.get(cid, ""), reasons.get(cid, ""),
+                     (budgets or {}).get(cid, ())) for cid, r in cases.items()]
 
 
 # ---------------------------------------------------------------------------- sections and columns
@@ -218,3 +226,22 @@ def table(rows: Sequence[Row], opts: Sequence[tuple[str, str]]) -> tuple[list[st
     if top is not None:
         kept.append(("best", [BEST if r is top else "" for r in rows]))
     return [h for h, _ in kept], [list(cells) for cells in zip(*(c for _, c in kept), strict=True)]
+
+
+def energy_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of one section's energy split (per call): CPU / GPU / RAM, idle (static) vs
+    active, per token, the windows read and their spread, CO2e; every column, "–" where a case has
+    no such figure (a CPU run's GPU column says it was not measured). Units are chosen for the
+    section, as in :func:`columns`."""
+    unit, scale = energy_unit(r.energy for r in rows if r.energy is not None)
+    t_unit, t_scale = energy_unit(r.energy_parts["energy_per_token"] for r in rows
+                                  if "energy_per_token" in r.energy_parts)
+    cols: list[tuple[str, Cell]] = [
+        ("case", lambda r: r.label),
+        *[(f"{p} {unit}", lambda r, p=p: num(r.energy_parts.get(p), scale)) for p in ENERGY_PARTS],
+        (f"{t_unit}/token", lambda r: num(r.energy_parts.get("energy_per_token"), t_scale)),
+        ("windows", lambda r: str(r.energy_windows)),
+        ("cv", lambda r: f"{r.energy_cv:.1%}" if r.energy_windows > 1 and r.energy_cv is not None else "–"),
+        ("CO2e mg", lambda r: num(r.energy_parts.get("co2e"), 1e3)),
+    ]
+    return [h for h, _ in cols], [[cell(r) for _, cell in cols] for r in rows]

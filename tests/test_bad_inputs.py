@@ -513,6 +513,23 @@ def test_run_files_with_bad_numbers_are_refused_naming_the_entry(tmp_path, capsy
     assert len(err) == 1 and entry in err[0] and str(bad) in err[0]
 
 
+@pytest.mark.parametrize(("extra", "entry"), [
+    ({"budgets": {"a": [{"budget": "time:+5%", "status": "failed", "message": "", "current": 1, "limit": 1}]}},
+     "status 'failed' is none of pass, fail, missing, inconclusive"),
+    ({"budgets": {"a": [{"budget": "time:+5%", "status": "fail", "message": "", "current": 1,
+                         "limit": float("inf")}]}}, "limit is inf, not a finite number"),
+    ({"budgets": {"a": [{"budget": "time 5%", "status": "fail", "message": "", "current": 1, "limit": 1}]}},
+     "malformed budget 'time 5%'"),
+    ({"environment": {"created": 2026}}, "environment.created is 2026, not a string"),
+])
+def test_run_files_with_bad_budgets_or_environment_are_refused(tmp_path, capsys, extra, entry):
+    path = _run_file(tmp_path, "bad")
+    path.write_text(json.dumps(json.loads(path.read_text()) | extra))
+    assert cli(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and entry in err[0] and "malformed run file" in err[0], err
+
+
 def test_pytest_benchmark_run_with_a_bad_number_is_refused(tmp_path):
     path = tmp_path / "0001_run.json"
     info = {"llmeff": {**record("a").to_json(), "values": {"time": {"value": float("inf"), "unit": "s"}}}}

@@ -87,7 +87,7 @@ def test_energy_split_repeats_and_carbon(suite):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         "energy per call:",
-        "case*cpu*gpu*ram*idle*active*µJ/token*windows*cv*CO2e mg*",
+        "case*cpu*gpu*ram*idle*active*J/token*windows*cv*CO2e mg*",  # per token in the section's unit
         "nf4 * – * 3 *%*",
         "carbon what-if (same energy, other grids):",
         "*study2024:BEL (153.14)*study2024:DEU (333.77)*study2024:FRA (33.44)*study2024:NLD (262.93)*",

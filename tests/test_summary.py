@@ -5,9 +5,9 @@ and the same figures in the terminal, markdown and HTML. In-process, from hand-b
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +18,7 @@ from pytest_llmeff.details import EnergyDetail, TimeDetail
 from pytest_llmeff.records import CaseRecord, Measurement
 from pytest_llmeff.report import summary_lines
 from pytest_llmeff.report_notes import WIDTH, grouped
-from pytest_llmeff.report_tables import html_tables, markdown
+from pytest_llmeff.report_tables import html_energy, html_tables, markdown
 from pytest_llmeff.results import CaseResult
 from pytest_llmeff.rows import change, pct, rows_of, rows_of_run
 from pytest_llmeff.score import OptWeights
@@ -245,6 +245,36 @@ def _md_tables(md: str) -> dict[str, list[list[str]]]:
     return out
 
 
+class _Cells(HTMLParser):
+    """Every table row of a page, as the text of its cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def html_rows(page: str) -> list[list[str]]:
+    parser = _Cells()
+    parser.feed(page)
+    return parser.rows
+
+
 def test_terminal_markdown_and_html_show_the_same_figures(summary):
     rows = rows_of(broken(default_run()))
     md, page = _md_tables(markdown(rows)), html_tables(rows)
@@ -257,7 +287,11 @@ def test_terminal_markdown_and_html_show_the_same_figures(summary):
         # every cell, each Δ included, in the same order (the terminal line ends before an empty "best" cell)
         assert [row[:-1] if row[-1] == "" else row for row in same] == cells, workload
         for row in md_cells:
-            assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in page
+            assert row in html_rows(page), (workload, row)
+    energy = summary[summary.index("energy per call:") + 1:summary.index("carbon what-if (same energy, other grids):")]
+    terminal = [line.split() for line in energy if line and not line.startswith(("workload ", "-"))]
+    page_rows = html_rows(html_energy(rows)[FWD] + html_energy(rows)[CACHE] + html_energy(rows)[GEN])
+    assert [" ".join(r).split() for r in page_rows] == terminal  # the energy split, cell by cell
     kd = next(row for row in tables(summary)[FWD] if row[0] == "kd")
     assert pct(change(FORWARD["kd"][1], FORWARD["base"][1])) == "-40.2%" and "-40.2%" in kd  # Δ time vs base
 
