@@ -184,9 +184,16 @@ class LlmeffCase:
         self.session.add(result)
         self.result = result
         self._annotate_benchmark(result)
-        # JUnit XML properties (--junitxml): CI systems show them per test.
+        # JUnit XML properties (--junitxml): CI systems show them per test. Each figure's unit and
+        # how it was obtained (measured or estimated, and by what) ride along as their own properties.
         for name, value in result.record.numbers().items():
             self.node.user_properties.append((f"llmeff.{name}", value))
+            m = result.record.values.get(name)
+            if m is not None and m.unit:
+                self.node.user_properties.append((f"llmeff.{name}.unit", m.unit))
+            if m is not None and (name in ("perplexity", "time", "energy") or name.startswith("energy.")):
+                how = "estimated" if m.estimated else "measured"
+                self.node.user_properties.append((f"llmeff.{name}.how", f"{how}: {m.method}"))
         self.node.user_properties.append(("llmeff.verdict", result.verdict))
         if self._hook is not None:
             self._hook.pytest_llmeff_record(result=result)

@@ -101,7 +101,10 @@ def load_run(path: Path) -> Run:
             llmeff_fp = (data.get("machine_info") or {}).get("llmeff_fingerprint", {})
             verdicts = {b.get("fullname", b["name"]): b["extra_info"]["llmeff"].get("verdict", "")
                         for b in data["benchmarks"] if (b.get("extra_info") or {}).get("llmeff")}
-            return Run(path.stem, llmeff_fp, cases, verdicts)
+            # pytest-benchmark names its files COUNTER_COMMIT_DATE_…: the counter is what its own
+            # `compare 0001 0002` takes, and what reads in a column header.
+            counter = path.stem.split("_")[0]
+            return Run(counter if counter.isdigit() else path.stem, llmeff_fp, cases, verdicts)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         where = f"case {entry!r}: " if entry else ""
         problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -139,7 +142,8 @@ def compare(runs: Sequence[Run], thresholds: Sequence[str] = (), fields: Sequenc
         if b.reference != "base":
             raise CompareError(f"threshold {b.text!r}: use the drift form FIELD:+N% (against the first run)")
     ref = runs[0]
-    header = ["case", *[f"{f} {run.name}" if i == 0 else f"{f} Δ {run.name}"
+    units = _units(ref, fields)
+    header = ["case", *[f"{f}{units[f]} {run.name}" if i == 0 else f"{f} Δ {run.name}"
                         for f in fields for i, run in enumerate(runs)], "flags"]
     rows, results = [], []
     for cid in sorted(ref.cases):
@@ -164,4 +168,16 @@ def compare(runs: Sequence[Run], thresholds: Sequence[str] = (), fields: Sequenc
                 if verdict.status in ("fail", "inconclusive"):
                     flags.append(f"{verdict.status.upper()} {budget.text} ({run.name})")
         rows.append(cells + ["; ".join(flags) or "ok"])
+    for run in runs[1:]:
+        for cid in sorted(set(run.cases) - set(ref.cases)):
+            notes.append(f"{cid}: only in {run.name}, not in {ref.name} (nothing to compare with)")
     return header, rows, results, notes
+
+
+def _units(run: Run, fields: Sequence[str]) -> dict[str, str]:
+    """`` (unit)`` per field as the reference run measured it (none for ratios and scores)."""
+    out = {}
+    for f in fields:
+        units = {r.values[f].unit for r in run.cases.values() if f in r.values}
+        out[f] = f" ({units.pop()})" if len(units) == 1 and "" not in units else ""
+    return out

@@ -134,6 +134,9 @@ def test_reports_junit_and_markdown(project):
     assert "| case | perplexity |" in md and "| maybe-slow |" in md and "(estimated)" in md
     junit = (project.path / "junit.xml").read_text()
     assert 'name="llmeff.perplexity"' in junit and 'name="llmeff.verdict"' in junit
+    assert '<property name="llmeff.time.unit" value="s"' in junit
+    assert '<property name="llmeff.perplexity.how" value="measured: nonoverlap-256"' in junit
+    assert '<property name="llmeff.energy.how" value="estimated: ' in junit
 
 
 @pytest.mark.parametrize("ini", [True, False])

@@ -65,6 +65,22 @@ def test_compare_flags_exactly_the_slowed_case(tmp_path):
     flagged = {r.message.split()[1].rstrip(":") for r in results if r.status == "fail"}
     assert flagged == {"y"}
     assert rows[1][0] == "y" and "FAIL" in rows[1][-1] and rows[0][-1] == "ok"
+    assert "time (s) a" in header and "perplexity a" in header  # units where the figure has one
+
+
+def test_compare_names_cases_that_only_one_side_has(tmp_path):
+    a = _run_file(tmp_path, "a", [record("x", 0.01, 0.05, 1), record("gone", 0.01, 0.05, 2)])
+    b = _run_file(tmp_path, "b", [record("x", 0.01, 0.05, 3), record("new", 0.01, 0.05, 4)])
+    _, rows, _, notes = compare([load_run(a), load_run(b)])
+    assert [r[0] for r in rows] == ["x"]
+    assert "gone: not in b" in notes and "new: only in b, not in a (nothing to compare with)" in notes
+
+
+def test_a_pytest_benchmark_run_is_named_by_its_counter(tmp_path):
+    info = {"llmeff": record("x", 0.01, 0.05, 1).to_json() | {"verdict": "pass"}}
+    path = tmp_path / "0007_5cd125baa5a3381cb3bf335bd94e032f66ab8194_20261124_071900.json"
+    path.write_text(json.dumps({"benchmarks": [{"name": "x", "fullname": "x", "extra_info": info}]}))
+    assert load_run(path).name == "0007"
 
 
 def test_compare_refuses_other_hardware_unless_forced(tmp_path):
