@@ -56,19 +56,12 @@ def check_machine_name(name: str) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path.lock`` (POSIX ``flock``; a no-op where that does not exist)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    """An exclusive lock on ``path.lock`` across processes (xdist workers, two runs), with the
+    ``filelock`` library: POSIX ``flock`` where there is one, Windows' own locking elsewhere."""
+    from filelock import FileLock
+
+    with FileLock(str(path.with_name(path.name + ".lock"))):
         yield
-        return
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read(path: Path) -> dict[str, Any]:
