@@ -24,7 +24,7 @@ def test_installs_with_the_cpu_constraints_and_caches_pip_and_derived_models():
     python = next(s for s in steps() if s.get("uses", "").startswith("actions/setup-python"))
     assert python["with"]["cache"] == "pip"
     cache = next(s for s in steps() if s.get("uses", "").startswith("actions/cache"))
-    assert cache["with"]["path"] == "~/" + str(DEFAULT_CACHE_DIR.relative_to(Path.home()))
+    assert "~/" + str(DEFAULT_CACHE_DIR.relative_to(Path.home())) in cache["with"]["path"].split()
 
 
 def test_names_only_real_options_and_writes_the_step_summary():
