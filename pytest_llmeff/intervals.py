@@ -8,19 +8,12 @@ was measured in turn with its reference, so that a bar is as wide as the noise a
 from __future__ import annotations
 
 import random
-import statistics
 
 from pytest_llmeff.records import CaseRecord
-from pytest_llmeff.verdicts import samples_of
+from pytest_llmeff.verdicts import draw_median, samples_of
 
 REPLICATES = 300  # enough for the 2.5 / 97.5 % points of a bar; the terminal summary computes them too
 CONFIDENCE = 0.95
-
-
-def _draw(values: list[float], rng: random.Random, indices: list[int] | None = None) -> tuple[float, list[int]]:
-    idx = indices if indices is not None and len(indices) == len(values) else \
-        [rng.randrange(len(values)) for _ in values]
-    return statistics.median(values[i] for i in idx), idx
 
 
 def delta_intervals(record: CaseRecord, reference: CaseRecord | None, replicates: int = REPLICATES,
@@ -40,8 +33,8 @@ def delta_intervals(record: CaseRecord, reference: CaseRecord | None, replicates
         rng = random.Random(seed)
         changes = []
         for _ in range(replicates):
-            value, idx = _draw(values, rng)
-            against = _draw(ref[key], rng, idx if paired else None)[0] if key in ref else base.value
+            value, idx = draw_median(values, rng)
+            against = draw_median(ref[key], rng, idx if paired else None)[0] if key in ref else base.value
             changes.append(value / against - 1)
         changes.sort()
         tail = (1 - CONFIDENCE) / 2

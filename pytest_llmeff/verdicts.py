@@ -125,16 +125,20 @@ def samples_of(record: CaseRecord) -> dict[str, list[float]]:
     return out
 
 
+def draw_median(values: list[float], rng: random.Random, indices: list[int] | None = None) -> tuple[float, list[int]]:
+    """The median of one bootstrap draw of ``values``, and the drawn indices; ``indices`` (another
+    sample's draw) is reused where it fits, so that paired samples are drawn alike."""
+    if indices is None or max(indices, default=-1) >= len(values):
+        indices = [rng.randrange(len(values)) for _ in values]
+    return statistics.median(values[i] for i in indices), indices
+
+
 def _resample(samples: dict[str, list[float]], rng: random.Random,
               indices: dict[str, list[int]] | None = None) -> tuple[dict[str, float], dict[str, list[int]]]:
     """Medians of one bootstrap draw per metric; ``indices`` reuses another record's draw (paired)."""
     out, drawn = {}, {}
     for k, v in samples.items():
-        idx = indices.get(k) if indices else None
-        if idx is None or max(idx, default=-1) >= len(v):
-            idx = [rng.randrange(len(v)) for _ in v]
-        drawn[k] = idx
-        out[k] = statistics.median(v[i] for i in idx)
+        out[k], drawn[k] = draw_median(v, rng, indices.get(k) if indices else None)
     return out, drawn
 
 
