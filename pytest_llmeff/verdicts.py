@@ -93,10 +93,11 @@ HISTORY = 5  # baseline updates kept per figure
 
 def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     """``new`` carrying ``old``'s timing-based figures into its history, when both measured the same
-    model the same way: their perplexity is bit-identical (the evaluation is deterministic, so a
-    compressor or model change shows there), and workload, device and torch threads agree. After a
-    change the history starts afresh."""
-    if old is None or old.numbers().get("perplexity") != new.numbers().get("perplexity"):
+    model the same way: every quality figure (perplexity, task scores, generation metrics) is
+    bit-identical and obtained the same way (the evaluations are deterministic, so a compressor,
+    model or task change shows there — and the opt score, which holds them, changes with them), and
+    workload, device and torch threads agree. After a change the history starts afresh."""
+    if old is None or _quality_figures(old) != _quality_figures(new):
         return new
     threads = [r.timing.threads if r.timing else None for r in (old, new)]
     if threads[0] != threads[1] or (old.workload, old.device) != (new.workload, new.device):
@@ -104,6 +105,14 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     history = {m: (*old.history.get(m, ()), v)[-HISTORY:] for m, v in old.numbers().items()
                if _timing_based(m) and m in new.numbers()}
     return dataclasses.replace(new, history=history)
+
+
+def _quality_figures(record: CaseRecord) -> dict[str, tuple[float, str]]:
+    """The record's deterministic figures: value and method of every metric that is not a cost."""
+    from pytest_llmeff.metrics import METRICS
+
+    return {name: (m.value, m.method) for name, m in record.values.items()
+            if name in METRICS and not METRICS.get(name).cost}
 
 
 def _timing_based(metric: str) -> bool:

@@ -149,3 +149,16 @@ def test_history_carries_over_only_for_the_same_model():
     other = dataclasses.replace(other, values={**other.values, "time": dataclasses.replace(
         other.values["time"], detail=dataclasses.replace(other.values["time"].detail, threads=2))})
     assert with_history(other, _record(1.02)).history == {}  # timed with another thread count
+
+
+def test_history_starts_afresh_when_a_task_score_or_its_protocol_changes():
+    """The opt score holds the task scores: a changed task (more items) makes earlier opts another measure."""
+    def scored(value: float, method: str = "lm-eval llmeff_docs_mc 0-shot acc_norm", old: bool = False) -> CaseRecord:
+        rec = _record(1.0, history={"opt": (0.98,)} if old else None)
+        return dataclasses.replace(rec, values={**rec.values, "llmeff_docs_mc": Measurement(value, "", method)})
+
+    assert with_history(scored(0.4, old=True), scored(0.4)).history["opt"] == (0.98, 1.0)
+    assert with_history(scored(0.4, old=True), scored(0.41)).history == {}
+    assert with_history(scored(0.4, "lm-eval llmeff_docs_mc 0-shot acc_norm, first 120 documents", old=True),
+                        scored(0.4)).history == {}
+    assert with_history(_record(1.0, history={"opt": (0.98,)}), scored(0.4)).history == {}  # a task added
