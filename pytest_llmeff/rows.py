@@ -72,6 +72,7 @@ class Row:
     heads: float | None = None
     perplexity: float | None = None
     quality: tuple[tuple[str, float], ...] = ()  # task scores and generation metrics, by name
+    quality_se: Mapping[str, float] = field(default_factory=dict)  # lm-eval's standard error of a task score
     time: float | None = None
     energy: float | None = None
     delta: Mapping[str, float | None] = field(default_factory=dict)  # DELTA_KEYS → change vs the reference
@@ -101,6 +102,21 @@ def _quality(values: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
                  if k != "perplexity" and k in METRICS and not get_metric(k).cost)
 
 
+def _standard_errors(record: CaseRecord) -> dict[str, float]:
+    """lm-eval's standard error of each task score that has one (its ``stderr`` detail)."""
+    out = {}
+    for name, m in record.values.items():
+        se = m.detail.get("stderr") if isinstance(m.detail, Mapping) else None
+        if isinstance(se, (int, float)) and not isinstance(se, bool):
+            out[name] = float(se)
+    return out
+
+
+def quality_cell(value: float | None, se: float | None) -> str:
+    """A task score with its standard error: ``0.612±0.027``."""
+    return num(value, digits=3) + (f"±{se:.3f}" if value is not None and se is not None else "")
+
+
 def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, reason: str = "",
              budgets: Sequence[Any] = ()) -> Row:
     """The row of ``record``, its Δ against ``reference`` (None: no Δ); ``budgets``: its ``BudgetResult``s."""
@@ -115,7 +131,8 @@ def make_row(record: CaseRecord, reference: CaseRecord | None, verdict: str, rea
         is_reference=reference is not None and record.method == reference.method,
         verdict=verdict, reason=reason,
         parameters=cur.get("parameters"), layers=cur.get("layers"), heads=cur.get("heads"),
-        perplexity=cur.get("perplexity"), quality=_quality(cur), time=cur.get("time"), energy=cur.get("energy"),
+        perplexity=cur.get("perplexity"), quality=_quality(cur), quality_se=_standard_errors(record),
+        time=cur.get("time"), energy=cur.get("energy"),
         delta={k: change(cur.get(k), ref.get(k)) for k in DELTA_KEYS},
         opt=dict(record.opt), energy_estimated=bool(energy and energy.estimated),
         units={k: m.unit for k, m in measured.items()}, methods={k: m.method for k, m in measured.items()},
@@ -206,7 +223,7 @@ def columns(rows: Sequence[Row], opts: Sequence[tuple[str, str]]) -> list[tuple[
     return [
         ("case", lambda r: r.label),
         ("perplexity", lambda r: num(r.perplexity)), ("Δ", lambda r: pct(r.delta.get("perplexity"))),
-        *[(q, lambda r, q=q: num(dict(r.quality).get(q), digits=3)) for q in quality],
+        *[(q, lambda r, q=q: quality_cell(dict(r.quality).get(q), r.quality_se.get(q))) for q in quality],
         ("time ms", lambda r: num(r.time, 1e3)), ("Δ", lambda r: pct(r.delta.get("time"))),
         (f"energy {e_unit}", lambda r: num(r.energy, e_scale)), ("Δ", lambda r: pct(r.delta.get("energy"))),
         ("params", lambda r: count(r.parameters)), ("Δ", lambda r: pct(r.delta.get("parameters"))),

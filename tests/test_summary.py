@@ -115,7 +115,7 @@ def default_run() -> list[CaseResult]:
                   **energy(j, 16), "exact_match": m(em), "rouge_l": m(rl), "hit_rate": m(.67)}
         recs.append(record(k, CACHE, values, opt))
     for k, (ppl, mc, gen, s, j, p, lay, h, opt) in QUALITY.items():
-        values = model_values(ppl, s, j, p, lay, h, GEN, 32) | {"llmeff_docs_mc": m(mc), "llmeff_docs_gen": m(gen)}
+        values = model_values(ppl, s, j, p, lay, h, GEN, 32) | {"llmeff_docs_mc": m(mc, stderr=.026), "llmeff_docs_gen": m(gen)}
         recs.append(record(k, GEN, values, opt, (KD,) if k == "kd+nf4" else ()))
     refs = {r.workload: r for r in recs if r.method in ("base", "cache:none")}
     return [CaseResult(r.case_id, r, refs[r.workload], None, "", []) for r in recs]
@@ -180,6 +180,14 @@ def test_one_section_per_workload_with_plain_labels(summary):
     assert sections[GEN][0][:3] == ["case", "perplexity", "Δ"] and "llmeff_docs_mc" in sections[GEN][0]
     assert "perplexity" not in sections[CACHE][0] and "exact_match" in sections[CACHE][0]  # no empty columns
     assert sum(line.startswith("workload ") for line in summary) == 3 * 3  # cases, energy, what-if
+
+
+def test_task_scores_carry_their_standard_error(summary):
+    """A task score is read with lm-eval's standard error beside it; a figure without one is bare."""
+    rows = tables(summary)[GEN]
+    mc, gen = rows[0].index("llmeff_docs_mc"), rows[0].index("llmeff_docs_gen")
+    assert sorted(row[mc] for row in rows[1:]) == sorted(f"{v[1]:.3g}±0.026" for v in QUALITY.values())
+    assert not any("±" in row[gen] for row in rows[1:])
 
 
 def test_rows_are_ranked_by_opt_after_the_reference(summary):

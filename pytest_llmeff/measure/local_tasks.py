@@ -1,8 +1,10 @@
 """The project's own lm-eval tasks, built from the embedded corpus so task scoring runs offline.
 
-- ``llmeff_docs_mc`` (multiple choice, 4 options, chance 0.25): a sentence from a held-out document;
-  which of four sentences comes next in it? The three wrong options are next-sentences from other
-  documents. Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
+- ``llmeff_docs_mc`` (multiple choice, 4 options, chance 0.25): the text of a held-out document up to
+  a sentence (its last ``MC_CONTEXT_CHARS`` characters, whole sentences); which of four sentences
+  comes next? The three wrong options are next-sentences from other documents. Every such sentence
+  of the held-out split is an item (327), so the standard error stays below 0.03 at any accuracy.
+  Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
 - ``llmeff_docs_gen`` (generation): the first words of a held-out sentence; the model continues it
   greedily, scored on its next three words: ``rouge_l`` (ROUGE-L F1, the headline: a small
   model rarely gets three words exactly) and ``exact_match``.
@@ -22,7 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-MC_TEST, MC_TRAIN = 250, 100
+MC_TEST, MC_TRAIN = 400, 100  # MC_TEST caps the items; the held-out split has 327
+MC_CONTEXT_CHARS = 500  # the context: as many whole preceding sentences as fit (at least one)
 GEN_TEST, GEN_TRAIN = 200, 50
 GEN_PROMPT_WORDS, GEN_TARGET_WORDS = 10, 3
 LOCAL_PREFIX = "llmeff_docs_"  # every task this module writes is named so
@@ -33,14 +36,29 @@ def _sentences(text: str) -> list[str]:
     return [" ".join(s.split()) for s in _SENTENCE.split(text) if s.strip()]
 
 
+def _context(before: list[str]) -> str:
+    """The last sentences of ``before`` that fit in ``MC_CONTEXT_CHARS`` (always the last one)."""
+    kept = [before[-1]]
+    for sent in reversed(before[:-1]):
+        if len(sent) + 1 + sum(len(k) + 1 for k in kept) > MC_CONTEXT_CHARS:
+            break
+        kept.insert(0, sent)
+    return " ".join(kept)
+
+
 def _pairs(docs: list[str]) -> list[tuple[int, str, str]]:
-    """(document index, sentence, next sentence) for sentences of a readable length."""
+    """(document index, the text before a sentence, the sentence) for sentences of a readable length.
+
+    More than one sentence of context: one sentence rarely says what the document is about, and a
+    small model can then only guess.
+    """
     out = []
     for d, text in enumerate(docs):
         sents = _sentences(text)
-        for a, b in zip(sents, sents[1:], strict=False):
-            if 30 <= len(a) <= 200 and 20 <= len(b) <= 200:
-                out.append((d, a, b))
+        for i in range(1, len(sents)):
+            context = _context(sents[:i])
+            if len(context) >= 30 and 20 <= len(sents[i]) <= 200:
+                out.append((d, context, sents[i]))
     return out
 
 

@@ -1,0 +1,47 @@
+"""The local multiple-choice task: items drawn honestly from the held-out documents, and enough of
+them that the task's standard error is small against the differences between cases."""
+
+import math
+
+import pytest
+
+from pytest_llmeff.measure import local_tasks
+from pytest_llmeff.models import corpus
+from pytest_llmeff.models.embedded import REFERENCE_DIR
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[str]:
+    return [d.text for d in corpus.read_snapshot(REFERENCE_DIR / "corpus.jsonl.gz")["heldout"]]
+
+
+@pytest.fixture(scope="module")
+def items(heldout) -> list[dict]:
+    return local_tasks.mc_items(heldout, local_tasks.MC_TEST, seed=0)
+
+
+def test_enough_items_for_a_standard_error_of_at_most_0_03(items):
+    # The binomial standard error is largest at p = 0.5.
+    assert math.sqrt(0.5 * 0.5 / len(items)) <= 0.03
+    assert len(items) == 327  # every sentence of the held-out split that qualifies
+
+
+def test_the_answer_continues_its_own_document_and_the_distractors_do_not(items, heldout):
+    flat = [" ".join(text.split()) for text in heldout]
+    for item in items[:60]:
+        answer = item["choices"][item["label"]]
+        home = [doc for doc in flat if item["context"] + " " + answer in doc]
+        assert home, item  # the context is the text right before the answer, in one document
+        for wrong in (c for i, c in enumerate(item["choices"]) if i != item["label"]):
+            assert wrong != answer and not any(item["context"] + " " + wrong in doc for doc in home)
+
+
+def test_the_context_holds_whole_sentences_up_to_the_cap(items):
+    for item in items:
+        assert len(item["context"]) <= local_tasks.MC_CONTEXT_CHARS or len(local_tasks._sentences(item["context"])) == 1
+    assert max(len(local_tasks._sentences(i["context"])) for i in items) > 1  # more than one sentence of context
+
+
+def test_the_items_are_reproducible(heldout, items):
+    assert local_tasks.mc_items(heldout, local_tasks.MC_TEST, seed=0) == items
+    assert local_tasks.mc_items(heldout, local_tasks.MC_TEST, seed=1) != items
