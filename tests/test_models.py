@@ -82,3 +82,31 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
     assert spec.source == "hub" and spec.from_pretrained_kwargs()["use_safetensors"]
     with pytest.raises(ModelLoadError, match="could not load model 'some-org/some-model' from the Hugging Face hub"):
         load_model(spec, "cpu", "float32")
+
+
+def test_the_build_command_s_defaults_describe_the_shipped_model():
+    from dataclasses import asdict
+
+    from pytest_llmeff.models.build_reference import Recipe
+
+    defaults, shipped = asdict(Recipe()), RECIPE["recipe"]
+    assert {k: defaults[k] for k in shipped} == shipped
+    # Fields added since: their defaults are what the shipped model was built with.
+    assert defaults["attn_dropout"] == shipped["dropout"] and defaults["bos_share"] == 0.0
+
+
+def test_training_windows_begin_with_bos_in_the_share_asked_for():
+    import torch
+
+    from pytest_llmeff.models.build_reference import Recipe, _training_batch
+
+    data = torch.arange(1, 5001)  # no token 0 in the text: a 0 in front can only be the BOS token
+    plain = _training_batch(data, Recipe(), torch.Generator().manual_seed(1))
+    # Without BOS windows the draw is the one the shipped model was trained with: offsets only.
+    starts = torch.randint(0, data.numel() - 256, (16,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, torch.stack([data[s:s + 256] for s in starts.tolist()]))
+    mixed = _training_batch(data, Recipe(bos_share=0.5, batch_size=400), torch.Generator().manual_seed(1))
+    with_bos = mixed[:, 0] == 0
+    assert mixed.shape == (400, 256) and 150 < int(with_bos.sum()) < 250
+    assert torch.equal(mixed[with_bos][:, 2:] - mixed[with_bos][:, 1:-1], torch.ones(int(with_bos.sum()), 254,
+                                                                                      dtype=torch.long))

@@ -110,7 +110,8 @@ def test_layer_pruning_removes_the_block_closest_at_the_last_token(embedded):
 
 def test_head_pruning_that_removes_nothing_says_why(embedded):
     pruned = heads.HeadPruning(threshold=0.9, samples=2, id="ah90").apply(Candidate(embedded.model), context(embedded))
-    assert pruned.info["heads"] == 36.0
+    cfg = embedded.model.config
+    assert pruned.info["heads"] == cfg.n_layer * cfg.n_head
     note = pruned.notes[0]
     assert note.startswith("ah90: no head gives more than 0.9 of its attention to one token; highest 0.0")
 
@@ -120,9 +121,10 @@ def test_report_holds_both_pruning_maps(embedded, tmp_path):
     from pytest_llmeff.report_files import write_report
 
     maps = pruning_maps(context(embedded), samples=2)
-    assert [len(layer) for layer in maps.heads] == [6] * 6 and maps.unit == "head"
-    assert [len(row) for row in maps.distances] == [5, 4, 3, 2, 1]
-    assert removed_by(maps, 0.0) == 6 * 5  # every head above: one per layer stays
+    n_layer, n_head = embedded.model.config.n_layer, embedded.model.config.n_head
+    assert [len(layer) for layer in maps.heads] == [n_head] * n_layer and maps.unit == "head"
+    assert [len(row) for row in maps.distances] == list(range(n_layer - 1, 0, -1))
+    assert removed_by(maps, 0.0) == n_layer * (n_head - 1)  # every head above: one per layer stays
     written = write_report([], tmp_path, maps=maps)
     assert {tmp_path / "heads.png", tmp_path / "layers.png"} <= set(written)
     page = (tmp_path / "report.html").read_text()

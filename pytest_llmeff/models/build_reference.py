@@ -35,9 +35,11 @@ class Recipe:
     n_embd: int = 192
     n_layer: int = 6
     n_head: int = 6  # 32-dim heads: enough heads for head pruning to have a choice
-    dropout: float = 0.1
+    dropout: float = 0.1  # embeddings and residual stream
+    attn_dropout: float = 0.1
+    bos_share: float = 0.0  # share of training windows that begin with the BOS token (_training_batch)
     batch_size: int = 16
-    steps: int = 2500
+    steps: int = 2400
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -74,6 +76,47 @@ def _lr_at(step: int, recipe: Recipe) -> float:
     return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
 
 
+def _training_batch(data: Any, recipe: Recipe, gen: Any) -> Any:
+    """``batch_size`` windows of ``n_positions`` tokens at random offsets of the token stream.
+
+    A ``bos_share`` of them begin with the BOS token followed by ``n_positions - 1`` text tokens.
+    A fixed first token gives every head the same key to park its attention on when it has
+    nothing to do (an attention sink, as real LMs have); the other windows begin mid-text, as
+    ``nonoverlap`` evaluation windows do, so the model works with and without the BOS token.
+    """
+    import torch
+
+    ctx = recipe.n_positions
+    starts = torch.randint(0, data.numel() - ctx, (recipe.batch_size,), generator=gen).tolist()
+    # No draw at all without BOS windows: the random stream stays the one the shipped model was built with.
+    with_bos = ((torch.rand(recipe.batch_size, generator=gen) < recipe.bos_share).tolist() if recipe.bos_share
+                else [False] * recipe.batch_size)
+    bos = torch.zeros(1, dtype=torch.long)  # token 0 is <|endoftext|>, the tokenizer's BOS
+    rows = [torch.cat([bos, data[s:s + ctx - 1]]) if b else data[s:s + ctx] for s, b in zip(starts, with_bos)]
+    return torch.stack(rows)
+
+
+def sink_scores(model: Any, heldout_ids: list[int], recipe: Recipe, windows: int = 8) -> dict[str, Any]:
+    """The five highest head scores (AH90's measure: the share of a head's attention one token
+    receives) on held-out windows as they are and with BOS in front, logged in the curve."""
+    import torch
+
+    from pytest_llmeff.compress.heads import head_scores, received_attention
+
+    ctx = recipe.n_positions
+    ids = torch.tensor(heldout_ids[:windows * ctx], dtype=torch.long)
+    raw = ids.view(windows, ctx)
+    bos = torch.cat([torch.zeros(windows, 1, dtype=torch.long), ids[:windows * (ctx - 1)].view(windows, ctx - 1)], 1)
+    was_training = model.training
+    model.eval()
+    out = {}
+    for key, batch in (("head_scores_top", raw), ("head_scores_top_bos", bos)):
+        scores = torch.cat(head_scores(received_attention(model, batch.to(next(model.parameters()).device))))
+        out[key] = [round(float(v), 3) for v in scores.sort(descending=True).values[:5]]
+    model.train(was_training)
+    return out
+
+
 def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, device: str,
                 max_minutes: float) -> tuple[Any, list[dict[str, float]]]:
     """Train from scratch; return the best checkpoint (by held-out perplexity) and the curve."""
@@ -86,7 +129,7 @@ def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, de
     config = GPT2Config(vocab_size=recipe.vocab_size, n_positions=recipe.n_positions,
                         n_embd=recipe.n_embd, n_layer=recipe.n_layer, n_head=recipe.n_head,
                         resid_pdrop=recipe.dropout, embd_pdrop=recipe.dropout,
-                        attn_pdrop=recipe.dropout, bos_token_id=0, eos_token_id=0)
+                        attn_pdrop=recipe.attn_dropout, bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel(config).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -94,12 +137,10 @@ def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, de
                              {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
     data = torch.tensor(train_ids, dtype=torch.long)
     gen = torch.Generator().manual_seed(recipe.seed)
-    ctx = recipe.n_positions
     best_ppl, best_state, curve = float("inf"), None, []
     started = time.perf_counter()
     for step in range(recipe.steps):
-        starts = torch.randint(0, data.numel() - ctx, (recipe.batch_size,), generator=gen)
-        batch = torch.stack([data[s:s + ctx] for s in starts.tolist()]).to(device)
+        batch = _training_batch(data, recipe, gen).to(device)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, recipe)
         model.train()
@@ -114,10 +155,12 @@ def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, de
         if (step + 1) % recipe.eval_every == 0 or last:
             model.eval()
             ppl = perplexity(model, heldout_ids, recipe.eval_protocol).value
+            sinks = sink_scores(model, heldout_ids, recipe)
             curve.append({"step": step + 1, "train_loss": loss.item(), "heldout_ppl": ppl,
-                          "seconds": round(elapsed, 1)})
+                          **sinks, "seconds": round(elapsed, 1)})
             _log(f"step {step + 1}/{recipe.steps}  train loss {loss.item():.3f}  "
-                 f"held-out ppl {ppl:.2f}  ({elapsed / 60:.1f} min)")
+                 f"held-out ppl {ppl:.2f}  top head scores {sinks['head_scores_top']} "
+                 f"(BOS windows {sinks['head_scores_top_bos']})  ({elapsed / 60:.1f} min)")
             if ppl < best_ppl:
                 best_ppl = ppl
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -174,11 +217,30 @@ def _recipe_record(recipe: Recipe, n_params: int, snapshot: Path, provenance: An
     }
 
 
+def _with_overrides(recipe: Recipe, overrides: list[str], parser: argparse.ArgumentParser) -> Recipe:
+    """``Recipe`` with ``FIELD=VALUE`` overrides, each value converted to the field's type."""
+    from dataclasses import fields, replace
+
+    types = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in types or not value:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+        try:
+            changes[name] = types[name](value)
+        except ValueError:
+            parser.error(f"--set {item!r}: {value!r} is not a {types[name].__name__}")
+    return replace(recipe, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=REFERENCE_DIR, help="output folder")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--steps", type=int, default=Recipe.steps)
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="change recipe fields, e.g. --set n_head=12 bos_share=0.5 attn_dropout=0")
     parser.add_argument("--max-minutes", type=float, default=180.0,
                         help="stop training after this long (the best checkpoint so far is kept)")
     parser.add_argument("--reuse-corpus", action="store_true",
@@ -187,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    recipe = Recipe(steps=args.steps)
+    recipe = _with_overrides(Recipe(steps=args.steps), args.overrides, parser)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.device == "cpu":
