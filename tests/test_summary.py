@@ -115,7 +115,8 @@ def default_run() -> list[CaseResult]:
                   **energy(j, 16), "exact_match": m(em), "rouge_l": m(rl), "hit_rate": m(.67)}
         recs.append(record(k, CACHE, values, opt))
     for k, (ppl, mc, gen, s, j, p, lay, h, opt) in QUALITY.items():
-        values = model_values(ppl, s, j, p, lay, h, GEN, 32) | {"llmeff_docs_mc": m(mc, stderr=.026), "llmeff_docs_gen": m(gen)}
+        tasks = {"llmeff_docs_mc": m(mc, stderr=.026), "llmeff_docs_gen": m(gen)}
+        values = model_values(ppl, s, j, p, lay, h, GEN, 32) | tasks
         recs.append(record(k, GEN, values, opt, (KD,) if k == "kd+nf4" else ()))
     refs = {r.workload: r for r in recs if r.method in ("base", "cache:none")}
     return [CaseResult(r.case_id, r, refs[r.workload], None, "", []) for r in recs]

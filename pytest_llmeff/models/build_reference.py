@@ -92,7 +92,8 @@ def _training_batch(data: Any, recipe: Recipe, gen: Any) -> Any:
     with_bos = ((torch.rand(recipe.batch_size, generator=gen) < recipe.bos_share).tolist() if recipe.bos_share
                 else [False] * recipe.batch_size)
     bos = torch.zeros(1, dtype=torch.long)  # token 0 is <|endoftext|>, the tokenizer's BOS
-    rows = [torch.cat([bos, data[s:s + ctx - 1]]) if b else data[s:s + ctx] for s, b in zip(starts, with_bos)]
+    rows = [torch.cat([bos, data[s:s + ctx - 1]]) if b else data[s:s + ctx]
+            for s, b in zip(starts, with_bos, strict=True)]
     return torch.stack(rows)
 
 
