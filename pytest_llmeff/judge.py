@@ -11,7 +11,7 @@ from pytest_llmeff.records import CaseRecord
 from pytest_llmeff.results import CaseResult
 from pytest_llmeff.score import RecordScorer
 from pytest_llmeff.store import BaselineStore
-from pytest_llmeff.verdicts import NoiseSettings, judge
+from pytest_llmeff.verdicts import NoiseSettings, judge, quality_figures
 
 # Record fields that must agree before two records' numbers may be compared.
 COMPARABLE_FIELDS = ("workload", "device", "model")
@@ -58,6 +58,11 @@ class Judge:
             a, b = stored.values.get(name), record.values.get(name)
             if a and b and a.method != b.method:
                 diffs.append(f"{name} method {a.method!r} vs {b.method!r}")
+        # The opt score holds every quality figure: another task, or a task measured another way
+        # (shots, items, version), makes the stored opt another measure.
+        then, now = ({k: m for k, (_, m) in quality_figures(r).items() if k != "perplexity"} for r in (stored, record))
+        diffs += [f"{k} {then.get(k) or 'not measured'!r} vs {now.get(k) or 'not measured'!r}"
+                  for k in sorted(then.keys() | now.keys()) if then.get(k) != now.get(k)]
         threads = [r.timing.threads for r in (stored, record) if r.timing]
         if len(threads) == 2 and threads[0] != threads[1]:
             diffs.append(f"torch threads {threads[0]!r} vs {threads[1]!r} (--llmeff-threads)")

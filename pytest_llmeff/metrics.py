@@ -17,7 +17,9 @@ class Metric:
         chance: the score of random guessing (accuracy metrics), needed by the opt score's
             quality ratio ``(P_base − 0.8x) / (P_candidate − 0.8x)``; ``None`` where undefined.
         unit: display unit (``""`` for ratios, ``"s"``, ``"J"``, ``"B"``).
-        cost: ``True`` for the opt score's cost terms (time, energy) and other resources.
+        cost: ``True`` for the opt score's cost terms (time, energy) and other resources. A metric
+            that is not a cost is taken to be deterministic (the same model gives the same value):
+            a baseline's history restarts when one changes, so register timed figures with ``True``.
         in_opt: ``False`` for quality figures that restate another one (byte perplexity beside word
             perplexity): the run's default opt score leaves them out.
     """

@@ -97,7 +97,7 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     bit-identical and obtained the same way (the evaluations are deterministic, so a compressor,
     model or task change shows there — and the opt score, which holds them, changes with them), and
     workload, device and torch threads agree. After a change the history starts afresh."""
-    if old is None or _quality_figures(old) != _quality_figures(new):
+    if old is None or quality_figures(old) != quality_figures(new):
         return new
     threads = [r.timing.threads if r.timing else None for r in (old, new)]
     if threads[0] != threads[1] or (old.workload, old.device) != (new.workload, new.device):
@@ -107,8 +107,9 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     return dataclasses.replace(new, history=history)
 
 
-def _quality_figures(record: CaseRecord) -> dict[str, tuple[float, str]]:
-    """The record's deterministic figures: value and method of every metric that is not a cost."""
+def quality_figures(record: CaseRecord) -> dict[str, tuple[float, str]]:
+    """The record's deterministic figures: value and method of every metric that is not a cost
+    (a metric registered without ``cost=True`` is taken to be deterministic, see ``Metric.cost``)."""
     from pytest_llmeff.metrics import METRICS
 
     return {name: (m.value, m.method) for name, m in record.values.items()

@@ -153,12 +153,34 @@ def test_history_carries_over_only_for_the_same_model():
 
 def test_history_starts_afresh_when_a_task_score_or_its_protocol_changes():
     """The opt score holds the task scores: a changed task (more items) makes earlier opts another measure."""
-    def scored(value: float, method: str = "lm-eval llmeff_docs_mc 0-shot acc_norm", old: bool = False) -> CaseRecord:
+    def scored(value: float, method: str = "lm-eval llmeff_docs_mc v2.0 0-shot acc_norm",
+               old: bool = False) -> CaseRecord:
         rec = _record(1.0, history={"opt": (0.98,)} if old else None)
         return dataclasses.replace(rec, values={**rec.values, "llmeff_docs_mc": Measurement(value, "", method)})
 
     assert with_history(scored(0.4, old=True), scored(0.4)).history["opt"] == (0.98, 1.0)
     assert with_history(scored(0.4, old=True), scored(0.41)).history == {}
-    assert with_history(scored(0.4, "lm-eval llmeff_docs_mc 0-shot acc_norm, first 120 documents", old=True),
+    assert with_history(scored(0.4, "lm-eval llmeff_docs_mc v1.0 0-shot acc_norm, first 120 documents", old=True),
                         scored(0.4)).history == {}
     assert with_history(_record(1.0, history={"opt": (0.98,)}), scored(0.4)).history == {}  # a task added
+
+
+def test_a_baseline_of_another_task_definition_is_not_compared():
+    """A stored opt that held another task (items, shots, version) or no task is another measure."""
+    from types import SimpleNamespace
+
+    from pytest_llmeff.judge import Judge
+
+    def scored(method: str | None) -> CaseRecord:
+        rec = _record(1.0)
+        extra = {"llmeff_docs_mc": Measurement(0.4, "", method)} if method else {}
+        return dataclasses.replace(rec, values={**rec.values, **extra})
+
+    now = "lm-eval llmeff_docs_mc v2.0 0-shot acc_norm"
+    for stored, comparable in ((now, True), ("lm-eval llmeff_docs_mc v1.0 0-shot acc_norm, first 120 documents", False),
+                               (None, False)):
+        store = SimpleNamespace(get=lambda cid, s=stored: scored(s), other_machines=lambda: [])
+        baseline, why = Judge.baseline_for(SimpleNamespace(store=store), scored(now))
+        assert (baseline is not None) == comparable, why
+        if not comparable:
+            assert why.startswith("stored baseline not comparable: llmeff_docs_mc")

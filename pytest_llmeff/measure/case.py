@@ -47,7 +47,9 @@ def quality_values(model: Any, inputs: EvalInputs, spec: MeasureSpec) -> dict[st
 
         for name, row in run_tasks(model, inputs.tokenizer, list(spec.tasks), inputs.workdir).items():
             limit = f", first {row['limit']} documents" if row["limit"] else ""
-            values[name] = Measurement(row["value"], "", f"lm-eval {name} {row['fewshot']}-shot {row['metric']}{limit}",
+            version = f" v{row['version']}" if row.get("version") is not None else ""
+            values[name] = Measurement(row["value"], "",
+                                       f"lm-eval {name}{version} {row['fewshot']}-shot {row['metric']}{limit}",
                                        detail={"stderr": row["stderr"], **row["extra"]})
     return values
 

@@ -1,7 +1,8 @@
 """The project's own lm-eval tasks, built from the embedded corpus so task scoring runs offline.
 
 - ``llmeff_docs_mc`` (multiple choice, 4 options, chance 0.25): the text of a held-out document up to
-  a sentence (its last ``MC_CONTEXT_CHARS`` characters, whole sentences); which of four sentences
+  a sentence (the whole sentences before it that fit in ``MC_CONTEXT_CHARS`` characters, and at least
+  the one right before it, however long); which of four sentences
   comes next? The three wrong options are next-sentences from other documents. Every such sentence
   of the held-out split is an item (327), so the standard error stays below 0.03 at any accuracy.
   Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
@@ -119,7 +120,7 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 metadata:
-  version: 1.0
+  version: 2.0  # 2.0: the preceding sentences as context, every qualifying item
 """
 
 _GEN_YAML = """task: llmeff_docs_gen

@@ -116,7 +116,8 @@ def run_tasks(model: Any, tokenizer: Any, specs: list[TaskSpec], workdir: Path, 
               seed: int = 0) -> dict[str, dict[str, Any]]:
     """Evaluate ``specs`` with lm-eval's HFLM around the in-memory model.
 
-    Returns task name → ``{"value", "stderr", "metric", "fewshot", "limit", "extra"}``.
+    Returns task name → ``{"value", "stderr", "metric", "fewshot", "limit", "version", "extra"}``
+    (``version``: the task's version as lm-eval reports it, so that a redefined task is told apart).
 
     Raises:
         TaskUnavailable: lm-eval is missing or cannot load a task's data here.
@@ -156,5 +157,6 @@ def run_tasks(model: Any, tokenizer: Any, specs: list[TaskSpec], workdir: Path, 
                  if "," in k and "stderr" not in k and isinstance(v, (int, float)) and k != key}
         stderr = row.get(f"{spec.metric}_stderr,none")
         out[spec.name] = {"value": float(row[key]), "stderr": stderr if isinstance(stderr, float) else None,
-                          "metric": spec.metric, "fewshot": spec.fewshot, "limit": spec.limit, "extra": extra}
+                          "metric": spec.metric, "fewshot": spec.fewshot, "limit": spec.limit,
+                          "version": result.get("versions", {}).get(spec.lm_eval_task), "extra": extra}
     return out

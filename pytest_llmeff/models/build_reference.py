@@ -232,7 +232,11 @@ def _with_overrides(recipe: Recipe, overrides: list[str], parser: argparse.Argum
             changes[name] = types[name](value)
         except ValueError:
             parser.error(f"--set {item!r}: {value!r} is not a {types[name].__name__}")
-    return replace(recipe, **changes)
+    out = replace(recipe, **changes)
+    if not 0 <= out.bos_share <= 1 or out.n_embd % out.n_head:
+        parser.error(f"--set: bos_share must lie in [0, 1] (got {out.bos_share}) and n_embd ({out.n_embd}) "
+                     f"must divide into n_head ({out.n_head}) heads")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
