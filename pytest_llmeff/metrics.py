@@ -50,6 +50,11 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
+def is_quality(name: str) -> bool:
+    """A registered metric that is not a cost: perplexity, task scores, generation metrics."""
+    return name in METRICS and not METRICS.get(name).cost
+
+
 for _metric in (
     # Costs: the opt score's T and E, and resources budgets may name.
     Metric("time", higher_is_better=False, unit="s", cost=True),

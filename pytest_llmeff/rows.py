@@ -96,10 +96,9 @@ class Row:
 
 
 def _quality(values: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-    from pytest_llmeff.metrics import METRICS, get_metric
+    from pytest_llmeff.metrics import is_quality
 
-    return tuple((k, v) for k, v in values.items()
-                 if k != "perplexity" and k in METRICS and not get_metric(k).cost)
+    return tuple((k, v) for k, v in values.items() if k != "perplexity" and is_quality(k))
 
 
 def _standard_errors(record: CaseRecord) -> dict[str, float]:

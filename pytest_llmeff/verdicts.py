@@ -110,10 +110,9 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
 def quality_figures(record: CaseRecord) -> dict[str, tuple[float, str]]:
     """The record's deterministic figures: value and method of every metric that is not a cost
     (a metric registered without ``cost=True`` is taken to be deterministic, see ``Metric.cost``)."""
-    from pytest_llmeff.metrics import METRICS
+    from pytest_llmeff.metrics import is_quality
 
-    return {name: (m.value, m.method) for name, m in record.values.items()
-            if name in METRICS and not METRICS.get(name).cost}
+    return {name: (m.value, m.method) for name, m in record.values.items() if is_quality(name)}
 
 
 def _timing_based(metric: str) -> bool:

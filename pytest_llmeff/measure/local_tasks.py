@@ -2,9 +2,9 @@
 
 - ``llmeff_docs_mc`` (multiple choice, 4 options, chance 0.25): the text of a held-out document up to
   a sentence (the whole sentences before it that fit in ``MC_CONTEXT_CHARS`` characters, and at least
-  the one right before it, however long); which of four sentences
-  comes next? The three wrong options are next-sentences from other documents. Every such sentence
-  of the held-out split is an item (327), so the standard error stays below 0.03 at any accuracy.
+  the one right before it, however long); which of four sentences comes next? The three wrong
+  options are next-sentences from other documents. Every such sentence of the held-out split is an
+  item (327), so the standard error stays below 0.03 at any accuracy.
   Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
 - ``llmeff_docs_gen`` (generation): the first words of a held-out sentence; the model continues it
   greedily, scored on its next three words: ``rouge_l`` (ROUGE-L F1, the headline: a small
