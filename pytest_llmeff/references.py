@@ -102,21 +102,23 @@ class References:
             self.session.progress(f"measuring the no-cache reference on {len(prompts)} replayed prompts")
             measured = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
                                      self.session.meter(), benchmark if strategy_text == "none" else None)
-            record = self._record(case_id, "cache:none", measured.values)
+            record = self._record(case_id, "cache:none", measured.values, measured.notes)
             self._references[key] = self.session.score(record, record)
             self._cache_answers[key] = measured.answers
         reference = self._references[key]
         if strategy_text == "none":
             return reference, reference
-        self.session.progress(f"measuring cache strategy {strategy_text}")
+        pair = self.session.options.paired  # the no-cache replays timed again next to this case (see measure_case)
+        self.session.progress(f"measuring cache strategy {strategy_text}"
+                              + (", interleaved with the no-cache replay" if pair else ""))
         measured = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy(strategy_text), spec,
-                                 self.session.meter(), benchmark, self._cache_answers[key])
-        values = measured.values
-        if self.session.options.paired:  # the no-cache answers timed again next to this case (see measure_case)
-            again = measure_cache(model, tok, prompts, replay.new_tokens, parse_strategy("none"), spec,
-                                  self.session.meter(), None, self._cache_answers[key], plan=measured.plan)
-            reference = self._paired(reference, again.values)
-        return self.session.score(self._record(case_id, f"cache:{strategy_text}", values), reference), reference
+                                 self.session.meter(), benchmark, self._cache_answers[key],
+                                 paired_with=parse_strategy("none") if pair else None)
+        record = self._record(case_id, f"cache:{strategy_text}", measured.values, measured.notes)
+        if measured.reference_costs is not None:
+            reference = self._paired(reference, measured.reference_costs)
+            record = dataclasses.replace(record, interleaved=True)
+        return self.session.score(record, reference), reference
 
     def _record(self, case_id: str, method: str, values: dict[str, Any], notes: tuple[str, ...] = ()) -> CaseRecord:
         run = self.session

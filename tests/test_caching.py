@@ -59,3 +59,52 @@ def test_rouge_l():
 def test_bad_strategies(text, message):
     with pytest.raises(CacheError, match=message):
         parse_strategy(text)
+
+
+class CountingMeter:
+    """A meter reading 1 J per replay started inside its window: energy per prompt must then be
+    exactly 1 / prompts, whatever the number of replays a window holds."""
+
+    components = ("cpu",)
+    method = "replay-counter"
+    estimated = False
+    min_window_s = 0.0
+
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def start(self) -> None:
+        self._at = self.replays
+
+    def stop(self) -> dict[str, float]:
+        return {"cpu": float(self.replays - self._at)}
+
+
+def test_a_cache_strategy_is_timed_in_turn_with_the_no_cache_replay(embedded, replay, reference, monkeypatch):
+    from pytest_llmeff.measure import caching
+    from pytest_llmeff.measure.case import REPLAY_PAIRS, measure_cache
+    from pytest_llmeff.measure.energy import EnergyMeter
+    from pytest_llmeff.measure.spec import EnergySettings, MeasureSpec
+
+    counter, order = CountingMeter(), []
+    answer_all = caching.answer_all
+
+    def counted(strategy, *args):
+        counter.replays += 1
+        order.append(type(strategy).__name__)
+        return answer_all(strategy, *args)
+
+    monkeypatch.setattr(caching, "answer_all", counted)
+    spec = MeasureSpec(workload="forward", protocol="nonoverlap-64", eval_windows=None, min_seconds=0.0,
+                       device="cpu", dataset="embedded", energy=EnergySettings(idle=False))
+    measured = measure_cache(embedded.model, embedded.tokenizer, replay, 6, parse_strategy("static"), spec,
+                             EnergyMeter([counter]), reference=reference, paired_with=parse_strategy("none"))
+    cand, ref = measured.values["time"], measured.reference_costs["time"]
+    assert len(cand.samples) == len(ref.samples) >= REPLAY_PAIRS  # paired: one no-cache replay per replay
+    assert "interleaved" in cand.method and cand.detail.statistic == f"median per prompt (replay / {len(replay)})"
+    timed = order[-2 * len(cand.samples) - 4:-4]  # before the four energy windows (A B B A)
+    assert timed == ["NoCache", "StaticCache"] * len(cand.samples)  # the base replay is the set-up of each
+    assert order[-4:] == ["StaticCache", "NoCache", "NoCache", "StaticCache"]
+    for values in (measured.values, measured.reference_costs):
+        assert values["energy"].value == pytest.approx(1 / len(replay))  # per prompt, not per replay
+    assert measured.values["exact_match"].value == 1 and measured.values["hit_rate"].value == pytest.approx(3 / 9)

@@ -12,7 +12,8 @@ Strategies (``none`` is the reference every other one is compared with):
 
 The replay list holds every distinct prompt ``repeats`` times plus, per prompt, a near-duplicate
 (its first token replaced), in a seeded order. One call answers the whole list with an empty cache,
-greedily, ``new_tokens`` tokens each; time and energy are per answered prompt. Quality is measured
+greedily, ``new_tokens`` tokens each; time and energy are per answered prompt, and each strategy's
+replays are timed in turn with no-cache replays (:func:`pytest_llmeff.measure.case.measure_cache`). Quality is measured
 against the ``none`` answers of the same prompts: ``exact_match`` (identical token sequences) and
 ``rouge_l`` (ROUGE-L F1 of the decoded texts, ``rouge_score``).
 """
@@ -35,10 +36,10 @@ class CacheError(ValueError):
 class Replay:
     """The prompt list every strategy answers (identical for all)."""
 
-    prompts: int = 6
+    prompts: int = 4
     repeats: int = 2
     prompt_tokens: int = 192
-    new_tokens: int = 16
+    new_tokens: int = 8
     seed: int = 0
 
     def build(self, eval_ids: list[int]) -> list[list[int]]:

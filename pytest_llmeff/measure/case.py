@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_llmeff.details import TimeDetail
 from pytest_llmeff.measure import latency
-from pytest_llmeff.measure.costs import _idle_first, energy_values, paired_costs
+from pytest_llmeff.measure.costs import _idle_first, paired_costs, time_measurement
 from pytest_llmeff.measure.memory import weight_bytes
 from pytest_llmeff.measure.perplexity import ROLLING, perplexity, rolling_perplexity
 from pytest_llmeff.measure.spec import EvalInputs, MeasureSpec
@@ -117,49 +117,70 @@ def structure_values(model: Any, info: dict[str, float]) -> dict[str, Measuremen
 
 @dataclass(frozen=True)
 class CacheMeasurement:
-    """One cache strategy over the replay list: its figures, its answers, and the timing plan used."""
+    """One cache strategy over the replay list: its figures and answers, and the no-cache replay's
+    time and energy when it was measured interleaved with it (else None)."""
 
     values: dict[str, Measurement]
     answers: list[list[int]]
-    plan: latency.TimingPlan
+    reference_costs: dict[str, Measurement] | None = None
+    notes: tuple[str, ...] = ()
+
+
+# Replays timed per case at least: each one averages a whole prompt list, so few are needed; the
+# run-to-run spread, not these, bounds what the gate can see (docs/BENCHMARKS.md).
+REPLAY_PAIRS = 5
 
 
 def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_tokens: int, strategy: Any,
                   spec: MeasureSpec, meter: Any, benchmark: Any = None,
-                  reference: list[list[int]] | None = None,
-                  plan: latency.TimingPlan | None = None) -> CacheMeasurement:
+                  reference: list[list[int]] | None = None, paired_with: Any = None) -> CacheMeasurement:
     """Time, energy and answer quality of one cache strategy over the replay list.
 
-    ``reference`` holds the answers without a cache; without it (the ``none`` case itself) the
-    strategy's own answers are the reference. Every call replays the whole list from an empty cache
-    and gives the same greedy answers, so the answers and hits are read from the first call.
-    ``plan``: rounds and iterations already chosen (the no-cache list timed again next to a case
-    takes the case's plan, without planning calls of its own).
+    One call replays the whole list from an empty cache (the cache's effect lies in the list, so a
+    single prompt is no unit of it); time and energy are per answered prompt. ``paired_with`` (the
+    no-cache strategy) is measured as the base model is beside every other case
+    (:mod:`pytest_llmeff.measure.costs`): warm-up until both are steady, replays of the two in turn,
+    energy windows A B B A. ``reference`` holds the answers without a cache; without it (the
+    ``none`` case itself) the strategy's own answers are the reference. Every replay gives the
+    same greedy answers, so answers and hits are read from the first.
     """
     from pytest_llmeff.measure.caching import answer_all, rouge_l
+    from pytest_llmeff.measure.costs import Costs, _measure_energy
+    from pytest_llmeff.measure.steady import pairs_for, time_interleaved, warm_up
+    from pytest_llmeff.measure.workloads import Job
 
     first: list[tuple[list[list[int]], int]] = []
 
-    def call() -> None:
-        answers = answer_all(strategy, model, replay, new_tokens)
-        if not first:
-            first.append((answers, strategy.hits))
+    def replayer(s: Any, keep: bool) -> Any:
+        def call() -> None:
+            answers = answer_all(s, model, replay, new_tokens)
+            if keep and not first:
+                first.append((answers, s.hits))
+        return call
 
+    n = len(replay)
+    strategies = [strategy] if paired_with is None else [strategy, paired_with]
+    jobs = [Job(replayer(s, i == 0), tokens=new_tokens, samples=1) for i, s in enumerate(strategies)]
     _idle_first(meter, spec)
-    if plan is None:
-        plan = latency.plan(call, min_window_s=max(spec.min_seconds, meter.min_window_s), warmup=0)
-    else:
-        call()  # one warm-up call, which also gives the answers
+    # A replay averages n prompts: one replay against the one before shows whether first-use work
+    # (a cache backend's set-up, a compile) is over.
+    warm = warm_up([j.call for j in jobs], window=1, min_calls=2)
+    pairs = pairs_for(warm.estimate_s[0], spec.min_seconds, minimum=REPLAY_PAIRS)
+    timings = time_interleaved(benchmark, jobs[0].call, jobs[1].call if len(jobs) > 1 else None, pairs)
+    workload = f"cache-replay-{n}x{len(replay[0])}+{new_tokens}"
+    out = []
+    for timing in timings:
+        if timing is None:
+            continue
+        per_prompt = latency.Timing(tuple(t / n for t in timing.samples), 1, timing.method, timing.calls_made)
+        m = time_measurement(per_prompt, workload, new_tokens, spec, warm)
+        m = dataclasses.replace(m, detail=dataclasses.replace(m.detail, statistic=f"median per prompt (replay / {n})"))
+        out.append(Costs(values={"time": m}, notes=[note] if (note := warm.note()) else []))
+    _measure_energy(jobs, out, meter, spec, warm, units=n)
     answers, hits = first[0]
     reference = reference or answers
-    with meter.measure() as window:
-        timing = (latency.run_with_benchmark(benchmark, call, plan) if benchmark is not None
-                  else latency.run_plain(call, plan))
-    n = len(replay)
     values = {
-        "time": Measurement(timing.median_s / n, "s", timing.method, detail=TimeDetail(
-            workload=f"cache-replay-{n}x{len(replay[0])}+{new_tokens}", statistic="median per prompt",
-            rounds=timing.rounds, iterations=timing.iterations, device=spec.device)),
+        **out[0].values,
         "exact_match": Measurement(sum(a == r for a, r in zip(answers, reference, strict=True)) / n, "",
                                    "greedy answers identical to the no-cache answers"),
         "rouge_l": Measurement(rouge_l([tokenizer.decode(r) for r in reference],
@@ -167,7 +188,4 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
                                "ROUGE-L F1 vs the no-cache answers (rouge_score)"),
         "hit_rate": Measurement(hits / n, "", "prompts answered from the cache"),
     }
-    if window.reading is not None:  # per answered prompt: every call answers the n prompts
-        values.update(energy_values([(window.reading, timing.calls_made * n)], meter, spec.energy,
-                                    timing.median_s / n, new_tokens, 1))
-    return CacheMeasurement(values, answers, plan)
+    return CacheMeasurement(values, answers, out[1].values if len(out) > 1 else None, tuple(out[0].notes))

@@ -78,9 +78,12 @@ def _run_calls(fn: Any, calls: int) -> None:
         fn()
 
 
-def _measure_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: MeasureSpec, warm: WarmUp) -> None:
+def _measure_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: MeasureSpec, warm: WarmUp,
+                    units: int = 1) -> None:
     """Energy windows in the order A B B A …: ``max(2, repeats)`` per model, each long enough for
-    the meter; a window that still comes out too short is measured again with twice the calls."""
+    the meter; a window that still comes out too short is measured again with twice the calls.
+    ``units``: what one call holds (a cache replay answers that many prompts); the figures are per
+    unit, like the time."""
     if not meter.meters:
         for costs in out:
             costs.notes.append("energy not measured: no energy meter (--llmeff-energy none)")
@@ -98,7 +101,7 @@ def _measure_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: Measure
                 with meter.measure() as window:
                     _run_calls(jobs[i].call, calls[i] * attempt)
                 if window.reading is not None:
-                    windows[i].append((window.reading, calls[i] * attempt))
+                    windows[i].append((window.reading, calls[i] * attempt * units))
                     break
                 if not (window.error and "too short" in window.error):
                     break
