@@ -96,6 +96,17 @@ def test_distillation_trains_caches_and_reloads(ctx, heldout_ids, tmp_path):
     assert ppl(again.model, heldout_ids) == pytest.approx(after, rel=1e-5)
 
 
+def test_a_student_trained_on_other_thread_counts_is_another_cache_entry(ctx, monkeypatch):
+    from pytest_llmeff.compress import distill
+
+    teacher, recipe = ctx.base.model, distill.TrainRecipe(steps=15)
+    keys = set()
+    for threads in (1, 2):
+        monkeypatch.setattr(distill, "training_threads", lambda threads=threads: threads)
+        keys.add(distill.cache_key(teacher, recipe, "layers:[0, 2, 4]", ctx))
+    assert len(keys) == 2  # its last bits depend on the thread count: never mixed up
+
+
 def _untrained_student(ctx):
     import copy
 

@@ -10,7 +10,8 @@ Losses (``T`` the temperature, ``α`` the weight of the distillation term):
 The default student keeps every other teacher layer, initialised from those layers (as DistilBERT
 did); ``student=<folder>`` distils into a model of your own with the same tokenizer. A trained
 student is cached on disk under a key made of the teacher's weights, the recipe, the training
-text and the library versions, so suites and pipelines reuse it instead of training again.
+text, the library versions and the CPU threads it trained on (training is untimed, so it uses every
+usable core), so suites and pipelines reuse it instead of training again.
 """
 
 from __future__ import annotations
@@ -157,11 +158,20 @@ def _versions() -> dict[str, str | None]:
             (("torch", "torch"), ("transformers", "transformers"), ("pytest_llmeff", "pytest-llmeff"))}
 
 
+def training_threads() -> int:
+    """Training is untimed: it runs on every usable core. The thread count is part of the cache
+    key, as a student's last bits depend on it (the order of the sums in each matrix product)."""
+    from pytest_llmeff.measure.threads import usable_cores
+
+    return usable_cores()
+
+
 def cache_key(teacher: Any, recipe: TrainRecipe, student_spec: str, ctx: CompressContext) -> str:
     text = ctx.text()
     data = hashlib.sha256("\x1e".join(text.train_texts[:2000]).encode()).hexdigest()
     return disk_cache.key_of({"teacher": disk_cache.model_digest(teacher), "recipe": asdict(recipe),
-                              "student": student_spec, "data": [text.name, data], "versions": _versions()})
+                              "student": student_spec, "data": [text.name, data], "versions": _versions(),
+                              "threads": training_threads()})
 
 
 @dataclass(frozen=True)
@@ -241,16 +251,21 @@ class Distill(Compressor):
             ctx.progress(f"{self.id}: reusing the cached student {folder}")
             notes.append(f"{self.id}: student from cache ({meta['minutes']} min of training when built)")
         else:
+            threads = training_threads()
             ctx.progress(f"{self.id}: distilling into a student ({spec}), {recipe.steps} steps of "
-                         f"{recipe.batch_size}×{recipe.seq_len} tokens on {ctx.device}")
+                         f"{recipe.batch_size}×{recipe.seq_len} tokens on {ctx.device}"
+                         + (f" ({threads} CPU threads)" if ctx.device == "cpu" else ""))
 
             def make(tmp: Path) -> dict[str, Any]:
+                from pytest_llmeff.measure.threads import using
+
                 started = time.perf_counter()
-                curve = train_student(student, teacher, ctx, recipe, self.id)
+                with using(threads):
+                    curve = train_student(student, teacher, ctx, recipe, self.id)
                 minutes = round((time.perf_counter() - started) / 60, 2)
                 student.save_pretrained(tmp, safe_serialization=True)
                 return {"recipe": asdict(recipe), "student": spec, "curve": curve, "minutes": minutes,
-                        "versions": _versions()}
+                        "versions": _versions(), "threads": threads}
 
             meta = disk_cache.build(folder, make)
             notes.append(f"{self.id}: trained {recipe.steps} steps in {meta['minutes']} min ({self.loss}); cached")
