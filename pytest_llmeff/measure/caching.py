@@ -78,22 +78,35 @@ def _generate(model: Any, ids: list[int], new_tokens: int, **kwargs: Any) -> lis
     return out[0, len(ids):].tolist()
 
 
+def _cache_kwarg(model: Any) -> str:
+    """The keyword a model's forward and generate() take a KV cache by: ``cache`` since
+    transformers 5.24, which deprecates ``past_key_values`` (a FutureWarning, removed in 5.40)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _with_cache(model: Any, cache: Any) -> dict[str, Any]:
+    return {_cache_kwarg(model): cache}
+
+
 def _prefill(model: Any, ids: list[int]) -> Any:
     """The KV cache of all prompt tokens but the last (generate then feeds the last one)."""
     import torch
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
+    key = _cache_kwarg(model)
     with torch.inference_mode():
-        return model(input_ids=torch.tensor([ids[:-1]], device=device), past_key_values=DynamicCache(),
-                     use_cache=True).past_key_values
+        out = model(input_ids=torch.tensor([ids[:-1]], device=device), use_cache=True, **{key: DynamicCache()})
+    return out[key]
 
 
 def _reuse(model: Any, ids: list[int], new_tokens: int, cache: Any) -> list[int]:
     """Generate from a stored prefill; generate() extends the cache, so crop it back afterwards
     (cheaper than copying it first)."""
     try:
-        return _generate(model, ids, new_tokens, past_key_values=cache)
+        return _generate(model, ids, new_tokens, **_with_cache(model, cache))
     finally:
         extra = cache.get_seq_length() - (len(ids) - 1)
         if extra > 0:
@@ -158,7 +171,7 @@ class QuantizedKV(Strategy):
             cache = QuantizedCache("fp8", model.config)
         else:
             cache = QuantizedCache(self.backend, model.config, nbits=self.nbits, residual_length=self.residual)
-        return _generate(model, ids, new_tokens, past_key_values=cache)
+        return _generate(model, ids, new_tokens, **_with_cache(model, cache))
 
 
 def none() -> Strategy:
