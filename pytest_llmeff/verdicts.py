@@ -77,7 +77,7 @@ def run_spread(baseline: CaseRecord, metric: str, default: float) -> tuple[float
     history = [v for v in baseline.history.get(metric, ()) if v > 0]
     current = baseline.numbers().get(metric)
     values = [*history, current] if current and current > 0 else history
-    floor = default if _timing_based(metric) else 0.0
+    floor = default if timing_based(metric) else 0.0
     if len(values) >= MIN_HISTORY:
         # A few runs estimate a spread loosely: the default stays the floor for timing-based figures.
         measured = statistics.stdev([math.log(v) for v in values])
@@ -103,7 +103,7 @@ def with_history(old: CaseRecord | None, new: CaseRecord) -> CaseRecord:
     if threads[0] != threads[1] or (old.workload, old.device) != (new.workload, new.device):
         return new  # measured another way: not a repeat of the same measurement
     history = {m: (*old.history.get(m, ()), v)[-HISTORY:] for m, v in old.numbers().items()
-               if _timing_based(m) and m in new.numbers()}
+               if timing_based(m) and m in new.numbers()}
     return dataclasses.replace(new, history=history)
 
 
@@ -115,7 +115,8 @@ def quality_figures(record: CaseRecord) -> dict[str, tuple[float, str]]:
     return {name: (m.value, m.method) for name, m in record.values.items() if is_quality(name)}
 
 
-def _timing_based(metric: str) -> bool:
+def timing_based(metric: str) -> bool:
+    """Whether ``metric`` depends on timing (time, energy, the opt score…) rather than being deterministic."""
     from pytest_llmeff.metrics import METRICS
 
     if metric == "opt" or metric.startswith("opt."):

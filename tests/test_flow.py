@@ -77,6 +77,29 @@ def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, 
     assert result.verdict == "pass"
 
 
+@pytest.mark.parametrize(("metric", "timings"), [("opt", 3), ("perplexity", 1)])
+def test_a_failure_on_timing_alone_is_timed_again_before_it_stands(session, monkeypatch, metric, timings):
+    """A burst of load lands in one measurement; a real regression in every one. A deterministic
+    figure's failure (perplexity) stands without timing anything again."""
+    from pytest_llmeff.budgets import BudgetResult
+    from pytest_llmeff.results import CaseResult
+
+    calls = []
+    check = session.check
+
+    def failing(record, reference, checks):  # every check fails its one budget
+        result = check(record, reference, checks)
+        calls.append(len(record.values["time"].samples))
+        budgets = [BudgetResult(b.budget, "fail", "too slow", b.current, b.limit) for b in result.budgets]
+        return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)
+
+    monkeypatch.setattr(session, "check", failing)
+    budget = "opt:+1000%" if metric == "opt" else "perplexity:+1000%"
+    result = run_case(session, session.pipeline("magnitude"), parse_budgets([budget]), "case-mag")
+    assert len(calls) == timings and calls == sorted(set(calls))  # each retiming pooled more samples
+    assert result.verdict == "fail"
+
+
 def test_a_cache_case_checks_answers_against_the_no_cache_answers(session):
     from pytest_llmeff.measure.caching import Replay
 
