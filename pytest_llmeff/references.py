@@ -26,6 +26,7 @@ class References:
         self.session = session
         self._references: dict[str, CaseRecord] = {}
         self._cache_answers: dict[str, list[list[int]]] = {}  # no-cache answers per replay list
+        self._quality: dict[str, dict[str, Any]] = {}  # quality figures by model state (measure.case.quality_key)
 
     def measure(self, candidate: Candidate, method: str, case_id: str, benchmark: Any = None,
                 case: CaseSettings | None = None, paired_with: CaseRecord | None = None,
@@ -38,7 +39,8 @@ class References:
         run.progress(f"measuring {method}: perplexity ({spec.protocol}){tasks}, {spec.workload} latency and energy"
                      + (", interleaved with the base model" if paired_with is not None else ""))
         values, notes, ref_costs = measure_model(candidate.model, run.inputs(), spec, run.meter(), benchmark,
-                                                 candidate.info, run.base().model if paired_with else None)
+                                                 candidate.info, run.base().model if paired_with else None,
+                                                 quality_memo=self._quality)
         record = self._record(case_id, method, values, tuple(candidate.notes) + tuple(notes))
         record = dataclasses.replace(record, dtype=_dtype_label(candidate.model))
         if paired_with is None or ref_costs is None:

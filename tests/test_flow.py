@@ -100,6 +100,40 @@ def test_a_failure_on_timing_alone_is_timed_again_before_it_stands(session, monk
     assert result.verdict == "fail"
 
 
+def test_a_model_with_the_weights_of_one_measured_before_is_not_evaluated_again(session, monkeypatch):
+    """ah90 removes no head of the embedded model: its perplexity is the base model's, reused."""
+    from pytest_llmeff.measure import case
+
+    evaluated = []
+    quality = case.quality_values
+    monkeypatch.setattr(case, "quality_values", lambda *a: evaluated.append(1) or quality(*a))
+    base = run_case(session, session.pipeline("base"), [], "case-base")
+    same = run_case(session, session.pipeline("ah90"), [], "case-ah90")
+    other = run_case(session, session.pipeline("magnitude"), [], "case-mag")
+    assert len(evaluated) == 2  # base and magnitude; ah90 reused the base model's figures
+    ppl = same.record.values["perplexity"]
+    assert ppl.value == base.record.values["perplexity"].value and "identical weights" in ppl.detail["evaluated"]
+    assert other.record.values["perplexity"].value != ppl.value
+
+
+def test_the_quality_key_tells_weights_apart(embedded):
+    import copy
+
+    import torch
+
+    from pytest_llmeff.measure.case import quality_key
+    from pytest_llmeff.measure.spec import MeasureSpec
+
+    spec = MeasureSpec("forward", "nonoverlap-256", 8, 1.0, "cpu", "embedded")
+    twin = copy.deepcopy(embedded.model)
+    assert quality_key(twin, spec) == quality_key(embedded.model, spec)
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-6  # one weight, barely changed
+    assert quality_key(twin, spec) != quality_key(embedded.model, spec)
+    assert quality_key(embedded.model, spec) != quality_key(embedded.model, MeasureSpec(
+        "forward", "stride-64", 8, 1.0, "cpu", "embedded"))
+
+
 def test_a_cache_case_checks_answers_against_the_no_cache_answers(session):
     from pytest_llmeff.measure.caching import Replay
 

@@ -67,20 +67,70 @@ def _maybe_compiled(model: Any, wanted: bool) -> tuple[Any, bool]:
 
 def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any, benchmark: Any = None,
                   info: dict[str, float] | None = None, reference_model: Any = None,
+                  quality_memo: dict[str, dict[str, Measurement]] | None = None,
                   ) -> tuple[dict[str, Measurement], list[str], dict[str, Measurement] | None]:
     """All figures for ``model``: ``perplexity``, ``time``, ``energy`` (+ split), memory.
 
     Given ``reference_model`` (the base model), its time and energy are measured interleaved with
     the candidate's (:mod:`pytest_llmeff.measure.costs`) and returned as the third item; its
-    quality is not measured again (it is deterministic). Returns the measurements, notes for the
-    reader (e.g. why energy is absent), and the reference's cost figures or None.
+    quality is not measured again (it is deterministic). ``quality_memo`` (one per run) keeps the
+    quality figures by :func:`quality_key`, so a model with the same weights as one measured before
+    (a head pruning that removed no head, ``ah90+int8`` next to ``int8``) is not evaluated twice.
+    Returns the measurements, notes for the reader (e.g. why energy is absent), and the
+    reference's cost figures or None.
     """
     with using(usable_cores()):  # untimed and deterministic: every core helps, none distorts it
-        values = quality_values(model, inputs, spec)
+        values = _remembered_quality(model, inputs, spec, quality_memo)
     costs, reference = paired_costs(model, inputs, spec, meter, benchmark, reference_model)
     values.update(costs.values)
     values = _with_memory(values, model, info, costs.peak, costs.values["time"].detail.workload or spec.workload)
     return values, costs.notes, (reference.values if reference is not None else None)
+
+
+def quality_key(model: Any, spec: MeasureSpec) -> str | None:
+    """A digest of all that a model's quality figures depend on: its class and configuration, every
+    tensor of its state (name, dtype, shape, bytes), the run's protocol and tasks and the threads
+    evaluation uses; None where the state cannot be read. ~30 ms for the embedded model."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.blake2b(digest_size=16)
+    config = getattr(model, "config", None)
+    h.update(repr((type(model).__qualname__, getattr(config, "_attn_implementation", None),
+                   config.to_json_string(use_diff=False) if config is not None else None,
+                   spec.protocol, spec.eval_windows, spec.dataset, spec.tasks, spec.compile, spec.device,
+                   usable_cores())).encode())
+    try:
+        for name, value in model.state_dict().items():
+            if not isinstance(value, torch.Tensor):
+                h.update(repr((name, value)).encode())
+                continue
+            t = value.detach().reshape(-1).contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(value.shape)}".encode())
+            h.update(t.cpu().view(torch.uint8).numpy().tobytes())
+    except Exception:  # a state that will not serialise this way (exotic quantised tensors): no memo
+        return None
+    return h.hexdigest()
+
+
+def _remembered_quality(model: Any, inputs: EvalInputs, spec: MeasureSpec,
+                        memo: dict[str, dict[str, Measurement]] | None) -> dict[str, Measurement]:
+    """``quality_values``, evaluated once per run for models of identical state (the evaluation is
+    deterministic, so a second one would give the same bits and only cost time)."""
+    key = quality_key(model, spec) if memo is not None else None
+    if key is None or memo is None:
+        return quality_values(model, inputs, spec)
+    if key not in memo:
+        memo[key] = quality_values(model, inputs, spec)
+        return dict(memo[key])
+    return {name: _reused(m) for name, m in memo[key].items()}
+
+
+def _reused(m: Measurement) -> Measurement:
+    if not isinstance(m.detail, dict):
+        return m
+    return dataclasses.replace(m, detail={**m.detail, "evaluated": "earlier in this run, on identical weights"})
 
 
 def _with_memory(values: dict[str, Measurement], model: Any, info: dict[str, float] | None, peak: Any,
