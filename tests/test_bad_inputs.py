@@ -338,10 +338,11 @@ def test_unknown_cache_strategy(llmeff):
 def test_interrupted(llmeff, monkeypatch):
     import pytest_llmeff.measure.case as case
 
-    def ctrl_c(*args, **kwargs):  # the user presses Ctrl-C while this case measures its perplexity
+    def ctrl_c(*args, **kwargs):  # the user presses Ctrl-C while this case times its workload
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(case, "quality_values", ctrl_c)
+    # (its perplexity is the earlier base case's, evaluated once per run: the timing is new work)
+    monkeypatch.setattr(case, "paired_costs", ctrl_c)
     llmeff.run("base")
 '''
 
@@ -352,7 +353,7 @@ def test_marker_mistakes_and_ctrl_c_then_an_unwritable_baselines_folder(project,
     written to the read-only folder, which says so in one line and leaves the folder as it was."""
     import pytest_llmeff.measure.case as case
 
-    monkeypatch.setattr(case, "quality_values", case.quality_values)  # restored even if the inner run fails
+    monkeypatch.setattr(case, "paired_costs", case.paired_costs)  # restored even if the inner run fails
     project.makepyfile(test_suite=FAULTS)
     BaselineStore(project.path / "baselines", machine_fingerprint("cpu"), "embedded").write({"old": record("old")})
     before = files(project.path / "baselines")
