@@ -75,7 +75,7 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
     the candidate's (:mod:`pytest_llmeff.measure.costs`) and returned as the third item; its
     quality is not measured again (it is deterministic). ``quality_memo`` (one per run) keeps the
     quality figures by :func:`quality_key`, so a model with the same weights as one measured before
-    (a head pruning that removed no head, ``ah90+int8`` next to ``int8``) is not evaluated twice.
+    (a head pruning that removed no head: ``kd+ah80`` next to ``kd``) is not evaluated twice.
     Returns the measurements, notes for the reader (e.g. why energy is absent), and the
     reference's cost figures or None.
     """
