@@ -56,22 +56,29 @@ def test_a_method_that_cannot_run_here_raises_unsupported(session, monkeypatch):
         run_case(session, session.pipeline("gptq4"), [], "case-gptq4")
 
 
-def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, monkeypatch):
+def _forced_checks(session, monkeypatch, status: str, times: int) -> list[int]:
+    """Make the first ``times`` checks of ``session`` come out ``status`` on every budget; returns,
+    per check, how many time samples the record held (retimings pool more)."""
     from pytest_llmeff.budgets import BudgetResult
     from pytest_llmeff.results import CaseResult
 
-    calls = []
+    calls: list[int] = []
     check = session.check
 
-    def undecided_twice(record, reference, checks):  # the first two checks come out inconclusive
+    def forced(record, reference, checks):
         result = check(record, reference, checks)
         calls.append(len(record.values["time"].samples))
-        if len(calls) <= 2:
-            budgets = [BudgetResult(b.budget, "inconclusive", "undecided", b.current, b.limit) for b in result.budgets]
-            return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)
-        return result
+        if len(calls) > times:
+            return result
+        budgets = [BudgetResult(b.budget, status, status, b.current, b.limit) for b in result.budgets]
+        return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)
 
-    monkeypatch.setattr(session, "check", undecided_twice)
+    monkeypatch.setattr(session, "check", forced)
+    return calls
+
+
+def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, monkeypatch):
+    calls = _forced_checks(session, monkeypatch, "inconclusive", times=2)
     result = run_case(session, session.pipeline("magnitude"), parse_budgets(["perplexity:+1000%"]), "case-mag")
     assert len(calls) == 3 and calls[0] < calls[1] < calls[2]  # each retiming added samples
     assert result.verdict == "pass"
@@ -81,19 +88,7 @@ def test_an_inconclusive_verdict_is_timed_again_and_the_samples_pooled(session, 
 def test_a_failure_on_timing_alone_is_timed_again_before_it_stands(session, monkeypatch, metric, timings):
     """A burst of load lands in one measurement; a real regression in every one. A deterministic
     figure's failure (perplexity) stands without timing anything again."""
-    from pytest_llmeff.budgets import BudgetResult
-    from pytest_llmeff.results import CaseResult
-
-    calls = []
-    check = session.check
-
-    def failing(record, reference, checks):  # every check fails its one budget
-        result = check(record, reference, checks)
-        calls.append(len(record.values["time"].samples))
-        budgets = [BudgetResult(b.budget, "fail", "too slow", b.current, b.limit) for b in result.budgets]
-        return CaseResult(result.case_id, record, reference, result.baseline, result.baseline_note, budgets)
-
-    monkeypatch.setattr(session, "check", failing)
+    calls = _forced_checks(session, monkeypatch, "fail", times=99)  # every check fails its one budget
     budget = "opt:+1000%" if metric == "opt" else "perplexity:+1000%"
     result = run_case(session, session.pipeline("magnitude"), parse_budgets([budget]), "case-mag")
     assert len(calls) == timings and calls == sorted(set(calls))  # each retiming pooled more samples
