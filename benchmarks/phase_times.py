@@ -3,7 +3,7 @@
     python -m pytest --llmeff -p benchmarks.phase_times
 
 Loaded as a pytest plugin, it wraps the functions of each phase (compression, quality, warm-up,
-interleaved timing, energy windows, caching replays) and prints their totals at the end of the
+the windows of time and energy, caching replays) and prints their totals at the end of the
 run. Phases nest: the caching replays hold their own warm-up, timing and energy windows, and the
 quality figures hold the perplexity and the lm-eval tasks (docs/BENCHMARKS.md, "Where a warm run's
 time goes").
@@ -25,8 +25,7 @@ PHASES = [
     ("pytest_llmeff.measure.perplexity", "perplexity"),
     ("pytest_llmeff.measure.tasks", "run_tasks"),
     ("pytest_llmeff.measure.steady", "warm_up"),
-    ("pytest_llmeff.measure.steady", "time_interleaved"),
-    ("pytest_llmeff.measure.costs", "_measure_energy"),
+    ("pytest_llmeff.measure.windows", "run_windows"),
     ("pytest_llmeff.measure.costs", "generation_values"),
     ("pytest_llmeff.measure.case", "measure_cache"),
 ]

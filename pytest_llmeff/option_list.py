@@ -32,13 +32,14 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
     ("weights", "string", "balanced", "opt score weights: balanced, energy, runtime, or 'alpha,beta'"),
     ("energy", "string", "auto", f"energy meter: {', '.join(ENERGY)}"),
     ("min_seconds", "string", "1.0", "seconds of candidate calls timed per case (as many again for the base "
-     "model, interleaved); energy windows last half of it, at least what the meter needs"),
+     "model, in windows A B B A); each window lasts half of it, at least what the energy meter needs"),
     ("tasks", "string", "", "lm-eval task scores for every case, e.g. 'llmeff_docs_mc, arc_challenge(limit=100)' "
      "(shots as in the first study unless fewshot= is given)"),
     ("opt_metrics", "string", "auto", "quality metrics in the opt score: 'auto' (perplexity and every task with a "
      "chance level) or a comma-separated list"),
-    ("energy_repeats", "string", "1", "measured energy windows per case (median, CV and 95%% interval reported)"),
-    ("cooldown", "string", "0", "seconds to pause before each extra energy window"),
+    ("energy_repeats", "string", "1", "windows per model and case, at least 2 (median, CV and 95%% interval "
+     "reported)"),
+    ("cooldown", "string", "0", "seconds to pause before each window but the first"),
     ("ram_dimms", "string", "0", "installed DIMMs, replacing CodeCarbon's guess from the memory size "
      "(5 W each; 0: keep the guess)"),
     ("region", "string", "", "grid region for CO2e: ISO alpha-3 country (DEU, FRA …), study2024:<BEL|DEU|FRA|NLD> "

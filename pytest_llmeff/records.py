@@ -74,8 +74,8 @@ class CaseRecord:
     # Stored baselines only: values of timing-based figures (opt …) from earlier baseline updates of
     # the same model, oldest first: the machine's run-to-run spread (see verdicts.run_spread).
     history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    # Time and energy taken call by call in turn with the reference this record is scored against
-    # (verdicts then resample both with one draw of call indices).
+    # Time and energy taken in turn with the reference this record is scored against, in windows
+    # A B B A of equal call counts (verdicts then resample both with one draw of call indices).
     interleaved: bool = False
 
     def __post_init__(self) -> None:

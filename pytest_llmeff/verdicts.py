@@ -13,7 +13,8 @@ Figures without samples (perplexity, task scores, single energy windows) are the
 replicate, so a budget on them alone gets the plain verdict.
 
 A case measured interleaved with the base model is resampled *paired*: one draw of call indices
-serves both, as the calls were made in turn under the same machine conditions. The base model
+serves both, as call ``j`` of each was made in matched windows (A B B A, equal call counts) under
+the same machine conditions. The base model
 judged against itself is therefore exactly itself in every replicate.
 
 Budgets against the **stored baseline** compare two runs, so the noise *between* runs counts too.
@@ -137,8 +138,9 @@ def samples_of(record: CaseRecord) -> dict[str, list[float]]:
 
 def draw_median(values: list[float], rng: random.Random, indices: list[int] | None = None) -> tuple[float, list[int]]:
     """The median of one bootstrap draw of ``values``, and the drawn indices; ``indices`` (another
-    sample's draw) is reused where it fits, so that paired samples are drawn alike."""
-    if indices is None or max(indices, default=-1) >= len(values):
+    sample's draw) is reused where the samples are as many, so that paired samples are drawn alike
+    (samples of unequal length were not taken call for call, and are drawn independently)."""
+    if indices is None or len(indices) != len(values):
         indices = [rng.randrange(len(values)) for _ in values]
     return statistics.median(values[i] for i in indices), indices
 

@@ -80,7 +80,7 @@ class CountingMeter:
         return {"cpu": float(self.replays - self._at)}
 
 
-def test_a_cache_strategy_is_timed_in_turn_with_the_no_cache_replay(embedded, replay, reference, monkeypatch):
+def test_a_cache_strategy_is_timed_in_windows_with_the_no_cache_replay(embedded, replay, reference, monkeypatch):
     from pytest_llmeff.measure import caching
     from pytest_llmeff.measure.case import REPLAY_PAIRS, measure_cache
     from pytest_llmeff.measure.energy import EnergyMeter
@@ -101,10 +101,11 @@ def test_a_cache_strategy_is_timed_in_turn_with_the_no_cache_replay(embedded, re
                              EnergyMeter([counter]), reference=reference, paired_with=parse_strategy("none"))
     cand, ref = measured.values["time"], measured.reference_costs["time"]
     assert len(cand.samples) == len(ref.samples) >= REPLAY_PAIRS  # paired: one no-cache replay per replay
-    assert "interleaved" in cand.method and cand.detail.statistic == f"median per prompt (replay / {len(replay)})"
-    timed = order[-2 * len(cand.samples) - 4:-4]  # before the four energy windows (A B B A)
-    assert timed == ["NoCache", "StaticCache"] * len(cand.samples)  # the base replay is the set-up of each
-    assert order[-4:] == ["StaticCache", "NoCache", "NoCache", "StaticCache"]
+    assert "windows A B B A" in cand.method and cand.detail.statistic == f"median per prompt (replay / {len(replay)})"
+    # one replay per window (no time to fill): windows of each in the order A B B A A …, every one timed
+    timed = order[-len(cand.samples) * 2:]
+    cycle = ["StaticCache", "NoCache", "NoCache", "StaticCache"]
+    assert timed == (cycle * len(cand.samples))[:len(timed)]
     for values in (measured.values, measured.reference_costs):
         assert values["energy"].value == pytest.approx(1 / len(replay))  # per prompt, not per replay
     assert measured.values["exact_match"].value == 1 and measured.values["hit_rate"].value == pytest.approx(3 / 9)

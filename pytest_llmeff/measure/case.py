@@ -11,7 +11,7 @@ from pytest_llmeff.measure.costs import _idle_first, paired_costs, time_measurem
 from pytest_llmeff.measure.memory import weight_bytes
 from pytest_llmeff.measure.perplexity import ROLLING, perplexity, rolling_perplexity
 from pytest_llmeff.measure.spec import EvalInputs, MeasureSpec
-from pytest_llmeff.measure.threads import usable_cores, using
+from pytest_llmeff.measure.threads import free_cores, using
 from pytest_llmeff.records import Measurement
 
 
@@ -79,7 +79,7 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
     Returns the measurements, notes for the reader (e.g. why energy is absent), and the
     reference's cost figures or None.
     """
-    with using(usable_cores()):  # untimed and deterministic: every core helps, none distorts it
+    with using(free_cores()):  # untimed and deterministic: every core another process leaves free helps
         values = _remembered_quality(model, inputs, spec, quality_memo)
     costs, reference = paired_costs(model, inputs, spec, meter, benchmark, reference_model)
     values.update(costs.values)
@@ -89,8 +89,9 @@ def measure_model(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any,
 
 def quality_key(model: Any, spec: MeasureSpec) -> str | None:
     """A digest of all that a model's quality figures depend on: its class and configuration, every
-    tensor of its state (name, dtype, shape, bytes), the run's protocol and tasks and the threads
-    evaluation uses; None where the state cannot be read. ~30 ms for the embedded model."""
+    tensor of its state (name, dtype, shape, bytes), the run's protocol and tasks; None where the
+    state cannot be read. ~30 ms for the embedded model. The thread count is not in it: the
+    evaluation gives the same bits on any number of threads (tests/test_threads_quality.py)."""
     import hashlib
 
     import torch
@@ -99,8 +100,8 @@ def quality_key(model: Any, spec: MeasureSpec) -> str | None:
     config = getattr(model, "config", None)
     h.update(repr((type(model).__qualname__, getattr(config, "_attn_implementation", None),
                    config.to_json_string(use_diff=False) if config is not None else None,
-                   spec.protocol, spec.eval_windows, spec.dataset, spec.tasks, spec.compile, spec.device,
-                   usable_cores())).encode())
+                   spec.protocol, spec.eval_windows, spec.dataset, spec.tasks, spec.compile,
+                   spec.device)).encode())
     try:
         for name, value in model.state_dict().items():
             if not isinstance(value, torch.Tensor):
@@ -189,14 +190,15 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
     One call replays the whole list from an empty cache (the cache's effect lies in the list, so a
     single prompt is no unit of it); time and energy are per answered prompt. ``paired_with`` (the
     no-cache strategy) is measured as the base model is beside every other case
-    (:mod:`pytest_llmeff.measure.costs`): warm-up until both are steady, replays of the two in turn,
-    energy windows A B B A. ``reference`` holds the answers without a cache; without it (the
-    ``none`` case itself) the strategy's own answers are the reference. Every replay gives the
+    (:mod:`pytest_llmeff.measure.costs`): warm-up until both are steady, then windows of replays
+    of the two in the order A B B A, every replay timed. ``reference`` holds the answers without a
+    cache; without it (the ``none`` case itself) the strategy's own answers are the reference. Every replay gives the
     same greedy answers, so answers and hits are read from the first.
     """
     from pytest_llmeff.measure.caching import answer_all, rouge_l
-    from pytest_llmeff.measure.costs import Costs, _measure_energy
-    from pytest_llmeff.measure.steady import pairs_for, time_interleaved, warm_up
+    from pytest_llmeff.measure.costs import Costs, add_energy, window_seconds
+    from pytest_llmeff.measure.steady import warm_up
+    from pytest_llmeff.measure.windows import plan_windows, run_windows
     from pytest_llmeff.measure.workloads import Job
 
     first: list[tuple[list[list[int]], int]] = []
@@ -215,18 +217,17 @@ def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_token
     # A replay averages n prompts: one replay against the one before shows whether first-use work
     # (a cache backend's set-up, a compile) is over.
     warm = warm_up([j.call for j in jobs], window=1, min_calls=2)
-    pairs = pairs_for(warm.estimate_s[0], spec.min_seconds, minimum=REPLAY_PAIRS)
-    timings = time_interleaved(benchmark, jobs[0].call, jobs[1].call if len(jobs) > 1 else None, pairs)
+    plan = plan_windows(warm.estimate_s, window_seconds(meter, spec), spec.min_seconds, spec.energy.repeats,
+                        min_samples=REPLAY_PAIRS)
+    measured = run_windows(benchmark, [j.call for j in jobs], plan, meter, spec.energy.cooldown_s)
     workload = f"cache-replay-{n}x{len(replay[0])}+{new_tokens}"
     out = []
-    for timing in timings:
-        if timing is None:
-            continue
+    for timing in measured.timings:
         per_prompt = latency.Timing(tuple(t / n for t in timing.samples), 1, timing.method, timing.calls_made)
         m = time_measurement(per_prompt, workload, new_tokens, spec, warm)
         m = dataclasses.replace(m, detail=dataclasses.replace(m.detail, statistic=f"median per prompt (replay / {n})"))
         out.append(Costs(values={"time": m}, notes=[note] if (note := warm.note()) else []))
-    _measure_energy(jobs, out, meter, spec, warm, units=n)
+    add_energy(jobs, out, meter, spec, measured, units=n)
     answers, hits = first[0]
     reference = reference or answers
     values = {

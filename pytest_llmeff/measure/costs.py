@@ -1,19 +1,18 @@
 """Time and energy of one workload call, for a candidate and the base model measured side by side.
 
-The order of work for a case (see :mod:`pytest_llmeff.measure.steady` for why):
+The order of work for a case (see :mod:`pytest_llmeff.measure.steady` and
+:mod:`pytest_llmeff.measure.windows` for why):
 
 1. idle power, once per run, before the first window;
 2. warm-up of both models until steady (no compiles, call time no longer falling);
-3. time: candidate and base called in turn, ``pairs`` times (pytest-benchmark times the candidate);
-4. energy: windows of each model in the order A B B A (A B B A …), so a linear drift of the
-   machine over the windows weighs on both alike; each window's energy is divided by exactly the
-   calls made inside it.
+3. time and energy from the same calls: windows of each model in the order A B B A (A B B A …),
+   each inside one energy window and every call in it timed (pytest-benchmark times the
+   candidate's), so a linear drift of the machine over the windows weighs on both alike; each
+   window's energy is divided by exactly the calls made inside it.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,8 @@ from pytest_llmeff.measure.deployment import Deployment, measure_deployment
 from pytest_llmeff.measure.memory import peak_memory
 from pytest_llmeff.measure.perplexity import ROLLING
 from pytest_llmeff.measure.spec import EnergySettings, EvalInputs, MeasureSpec
-from pytest_llmeff.measure.steady import WarmUp, pairs_for, time_interleaved, warm_up
+from pytest_llmeff.measure.steady import WarmUp, warm_up
+from pytest_llmeff.measure.windows import Windowed, plan_windows, run_windows
 from pytest_llmeff.measure.workloads import Job, PerplexityPass, parse_workload
 from pytest_llmeff.records import Measurement
 
@@ -50,11 +50,11 @@ def paired_costs(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any, 
     jobs = [_job(workload, m, inputs, spec) for m in (model, reference_model) if m is not None]
     _idle_first(meter, spec)
     warm = warm_up([j.call for j in jobs])
-    pairs = pairs_for(warm.estimate_s[0], spec.min_seconds)
+    plan = plan_windows(warm.estimate_s, window_seconds(meter, spec), spec.min_seconds, spec.energy.repeats)
     with peak_memory(spec.device) as peak:
-        timings = time_interleaved(benchmark, jobs[0].call, jobs[1].call if len(jobs) > 1 else None, pairs)
+        measured = run_windows(benchmark, [j.call for j in jobs], plan, meter, spec.energy.cooldown_s)
     out = []
-    for job, timing in zip(jobs, timings, strict=False):
+    for job, timing in zip(jobs, measured.timings, strict=True):
         costs = Costs(peak=peak)
         costs.values["time"] = time_measurement(timing, workload_id, job.tokens, spec, warm)
         if job.prefill is not None:
@@ -62,7 +62,7 @@ def paired_costs(model: Any, inputs: EvalInputs, spec: MeasureSpec, meter: Any, 
         if note := warm.note():
             costs.notes.append(note)
         out.append(costs)
-    _measure_energy(jobs, out, meter, spec, warm)
+    add_energy(jobs, out, meter, spec, measured)
     return out[0], (out[1] if len(out) > 1 else None)
 
 
@@ -73,45 +73,28 @@ def _job(workload: Any, model: Any, inputs: EvalInputs, spec: MeasureSpec) -> Jo
     return workload.build(model, inputs.eval_ids, spec.device, inputs.context_length)
 
 
-def _run_calls(fn: Any, calls: int) -> None:
-    for _ in range(calls):
-        fn()
+def window_seconds(meter: Any, spec: MeasureSpec) -> float:
+    """How long each window lasts at least: the meter's minimum with a margin, and half the
+    case's ``min_seconds`` (two windows per model fill it)."""
+    return max(meter.min_window_s * latency.WINDOW_MARGIN, spec.min_seconds / 2)
 
 
-def _measure_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: MeasureSpec, warm: WarmUp,
-                    units: int = 1) -> None:
-    """Energy windows in the order A B B A …: ``max(2, repeats)`` per model, each long enough for
-    the meter; a window that still comes out too short is measured again with twice the calls.
-    ``units``: what one call holds (a cache replay answers that many prompts); the figures are per
-    unit, like the time."""
+def add_energy(jobs: list[Job], out: list[Costs], meter: Any, spec: MeasureSpec, measured: Windowed,
+               units: int = 1) -> None:
+    """Energy figures of every model from its windows' readings (median over windows of window
+    energy / calls). ``units``: what one call holds (a cache replay answers that many prompts); the
+    figures are per unit, like the time."""
     if not meter.meters:
         for costs in out:
             costs.notes.append("energy not measured: no energy meter (--llmeff-energy none)")
         return
-    window_s = max(meter.min_window_s * latency.WINDOW_MARGIN, spec.min_seconds / 2)
-    calls = [max(1, math.ceil(window_s / max(e, 1e-6))) for e in warm.estimate_s]
-    windows: list[list[tuple[Any, int]]] = [[] for _ in jobs]
-    errors: list[str] = []
-    for k in range(max(2, spec.energy.repeats)):
-        order = range(len(jobs)) if k % 2 == 0 else reversed(range(len(jobs)))
-        for i in order:
-            if k and spec.energy.cooldown_s:
-                time.sleep(spec.energy.cooldown_s)
-            for attempt in (1, 2):
-                with meter.measure() as window:
-                    _run_calls(jobs[i].call, calls[i] * attempt)
-                if window.reading is not None:
-                    windows[i].append((window.reading, calls[i] * attempt * units))
-                    break
-                if not (window.error and "too short" in window.error):
-                    break
-            if window.reading is None and window.error:
-                errors.append(window.error)
-    for job, costs, measured in zip(jobs, out, windows, strict=True):
-        if not measured:
+    errors = measured.errors
+    for job, costs, windows in zip(jobs, out, measured.readings, strict=True):
+        if not windows:
             costs.notes.append(f"energy not measured: {errors[-1] if errors else 'no window could be read'}")
             continue
-        costs.values.update(energy_values(measured, meter, spec.energy, costs.values["time"].value,
+        per_unit = [(reading, calls * units) for reading, calls in windows]
+        costs.values.update(energy_values(per_unit, meter, spec.energy, costs.values["time"].value,
                                           job.tokens, job.samples))
 
 

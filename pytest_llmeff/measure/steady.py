@@ -1,4 +1,4 @@
-"""Steady state before any window, and timing the candidate and the base model call by call.
+"""Steady state before any window; the windows themselves are in :mod:`pytest_llmeff.measure.windows`.
 
 Two things make a cost figure wrong on a shared machine, and both are handled here:
 
@@ -7,8 +7,9 @@ Two things make a cost figure wrong on a shared machine, and both are handled he
   therefore does not run a fixed number of calls: it runs until no compile happened in the last
   calls and the call time has stopped falling (:func:`warm_up`), and says when it gave up.
 - **Drift**: the speed of a shared machine changes by more than many effects measured here. The
-  candidate and the base model are therefore timed *interleaved*, one call of each in turn
-  (:func:`time_interleaved`), so both see the same machine, and their ratio cancels the drift.
+  candidate and the base model are therefore timed *interleaved*, in short windows of each in the
+  order A B B A (:func:`pytest_llmeff.measure.windows.run_windows`), so both see the same machine,
+  and their ratio cancels the drift.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from pytest_llmeff.measure.latency import PERF_COUNTER, PYTEST_BENCHMARK, Timing
 
 STEADY_TOLERANCE = 0.10  # the last calls may be at most this much slower than the ones before
 MAX_WARMUP_S = 60.0
@@ -83,49 +82,3 @@ def warm_up(fns: Sequence[Callable[[], Any]], *, window: int = 3, max_s: float =
         if steady or elapsed > max_s:
             estimates = tuple(statistics.median(t[-window:]) for t in times)
             return WarmUp(calls, elapsed, total_compiles, steady, estimates)
-
-
-def pairs_for(estimate_s: float, seconds: float, *, minimum: int = 15, maximum: int = 2000) -> int:
-    """Interleaved pairs so that the candidate's calls fill ``seconds``."""
-    return max(minimum, min(maximum, int(seconds / max(estimate_s, 1e-6)) + 1))
-
-
-def time_interleaved(benchmark: Any, candidate: Callable[[], Any], reference: Callable[[], Any] | None,
-                     pairs: int) -> tuple[Timing, Timing | None]:
-    """Time ``candidate`` and ``reference`` one call each in turn, ``pairs`` times.
-
-    With pytest-benchmark's fixture the candidate's calls go through ``benchmark.pedantic`` (one
-    call per round, so its saved runs hold per-call times and no extra call is made after the
-    rounds) and the reference's call is its untimed ``setup``, timed here with perf_counter. Without
-    the fixture (disabled, xdist) both are timed with perf_counter. ``reference=None`` times the
-    candidate alone (the base model measuring itself).
-    """
-    ref_samples: list[float] = []
-
-    def setup() -> None:
-        if reference is not None:
-            t0 = time.perf_counter()
-            reference()
-            ref_samples.append(time.perf_counter() - t0)
-
-    samples = None
-    if benchmark is not None:
-        benchmark.pedantic(candidate, setup=setup, rounds=pairs, iterations=1, warmup_rounds=0)
-        stats = getattr(getattr(benchmark, "stats", None), "stats", None)
-        if stats is not None:
-            samples, method = tuple(stats.data), PYTEST_BENCHMARK
-        else:  # disabled: pedantic ran the function once and recorded nothing
-            ref_samples.clear()
-    if samples is None:
-        own = []
-        for _ in range(pairs):
-            setup()
-            t0 = time.perf_counter()
-            candidate()
-            own.append(time.perf_counter() - t0)
-        samples, method = tuple(own), PERF_COUNTER
-    cand = Timing(samples, 1, f"{method}, interleaved call by call with the base model"
-                  if reference is not None else method, len(samples))
-    ref = (Timing(tuple(ref_samples[-len(samples):]), 1, f"{PERF_COUNTER}, interleaved call by call with the "
-                  "candidate", len(samples)) if reference is not None else None)
-    return cand, ref
