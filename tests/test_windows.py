@@ -44,8 +44,9 @@ def test_plan_gives_both_models_the_same_calls_unless_far_apart_in_speed():
     assert plan_windows([0.04, 0.05], 0.625, 1.0) == WindowPlan((16, 16), 2)
     # a candidate 20× slower than the base: equal counts would make its windows 12 s long
     far = plan_windows([0.8, 0.04], 0.625, 1.0)
-    assert far.calls == (1, 16) and far.cycles == 15  # 15 candidate calls at least
-    assert plan_windows([0.5], 0.625, 1.0, min_samples=5).cycles == 3  # a slow replay: 5 samples
+    assert far.calls == (1, 16) and far.cycles == 16  # 15 candidate calls at least, whole A B B A cycles
+    assert plan_windows([0.5], 0.625, 1.0, min_samples=5).cycles == 3  # a slow replay alone: 5 samples
+    assert plan_windows([0.8, 0.8], 0.625, 1.0, min_samples=5).cycles == 6  # paired: whole cycles A B B A
     assert plan_windows([0.04, 0.04], 0.625, 1.0, min_cycles=4).cycles == 4  # --llmeff-energy-repeats
     assert WindowPlan((2, 2), 3).order == [0, 1, 1, 0, 0, 1]
 

@@ -178,8 +178,9 @@ class CacheMeasurement:
 
 
 # Replays timed per case at least: each one averages a whole prompt list, so few are needed; the
-# run-to-run spread, not these, bounds what the gate can see (docs/BENCHMARKS.md).
-REPLAY_PAIRS = 5
+# run-to-run spread, not these, bounds what the gate can see (docs/BENCHMARKS.md). Four: two whole
+# cycles A B B A of one replay per window.
+REPLAY_PAIRS = 4
 
 
 def measure_cache(model: Any, tokenizer: Any, replay: list[list[int]], new_tokens: int, strategy: Any,

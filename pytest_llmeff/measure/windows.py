@@ -49,7 +49,8 @@ def plan_windows(estimates_s: Sequence[float], window_s: float, min_seconds: flo
                  min_samples: int = 15) -> WindowPlan:
     """Windows of at least ``window_s`` for every model, and enough cycles that the candidate
     (``estimates_s[0]``) is called for ``min_seconds`` and ``min_samples`` times at least, with
-    ``min_cycles`` windows per model at least (two: A B B A cancels a linear drift).
+    ``min_cycles`` windows per model at least, in an even number for two models (A B B A cancels a
+    linear drift; A B B A A B would not).
 
     Both models make the same number of calls per window where their speeds allow (the verdicts
     then pair call ``j`` of one with call ``j`` of the other); models far apart in speed
@@ -62,7 +63,10 @@ def plan_windows(estimates_s: Sequence[float], window_s: float, min_seconds: flo
     else:
         calls = tuple(max(1, math.ceil(window_s / e)) for e in est)
     needed = max(2, min_cycles, math.ceil(min_seconds / (calls[0] * est[0])), math.ceil(min_samples / calls[0]))
-    return WindowPlan(calls, max(1, min(needed, MAX_CALLS // calls[0])))
+    needed = min(needed, max(2, MAX_CALLS // calls[0]))
+    if len(est) > 1 and needed % 2:  # whole A B B A cycles: a linear drift then weighs on both alike
+        needed += 1
+    return WindowPlan(calls, needed)
 
 
 @dataclass
