@@ -80,3 +80,12 @@ def test_a_window_too_short_for_the_meter_is_measured_again_with_twice_the_calls
     assert "".join(events) == "[AA][AA][AAAA]"
     assert measured.readings == [[]] and "too short" in measured.errors[-1]
     assert len(measured.timings[0].samples) == 4  # the retry's calls are not timing samples
+
+
+def test_no_garbage_collection_inside_a_window():
+    import gc
+
+    seen: list[bool] = []
+    meter = EnergyMeter([CallCounter([])])
+    run_windows(None, [lambda: seen.append(gc.isenabled())], WindowPlan((2,), 2), meter)
+    assert seen == [False] * 4 and gc.isenabled()  # held off during the windows, on again after

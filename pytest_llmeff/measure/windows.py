@@ -12,11 +12,17 @@ The candidate's calls go through pytest-benchmark's ``benchmark.pedantic`` (one 
 no extra call), so saved runs hold them; its ``setup`` / ``teardown`` hooks open and close the
 candidate's windows and run the base model's windows between them. Where the fixture is absent
 or disabled (``--benchmark-disable``, xdist) every call is timed with ``perf_counter``.
+
+Python's garbage collector is run before the windows and held off during them (as ``timeit``
+does): a full collection over a heap that holds a run's models and lm-eval data took 0.1–0.3 s on
+the 2-core CPU kind, and one inside a 0.6 s window added half again to that window's energy per
+call (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -115,21 +121,34 @@ def run_windows(benchmark: Any, fns: Sequence[Callable[[], Any]], plan: WindowPl
                     samples[i].append(time.perf_counter() - t0)
         keep(i, window, calls)
 
-    order = plan.order
     method = PERF_COUNTER
-    if benchmark is not None and not getattr(benchmark, "disabled", True):
-        method = PYTEST_BENCHMARK
-        samples[0] = _candidate_through_pedantic(benchmark, fns[0], plan, measure, keep, plain_window)
-    else:
-        for i in order:
-            plain_window(i, plan.calls[i])
-    for i in dict.fromkeys(short):  # once per model, with twice the calls
-        plain_window(i, 2 * plan.calls[i], timed=False)
+    with _no_collection():
+        if benchmark is not None and not getattr(benchmark, "disabled", True):
+            method = PYTEST_BENCHMARK
+            samples[0] = _candidate_through_pedantic(benchmark, fns[0], plan, measure, keep, plain_window)
+        else:
+            for i in plan.order:
+                plain_window(i, plan.calls[i])
+        for i in dict.fromkeys(short):  # once per model, with twice the calls
+            plain_window(i, 2 * plan.calls[i], timed=False)
     label = ", in windows A B B A with the base model, every call timed" if len(fns) > 1 else ""
     timings = [Timing(tuple(samples[0]), 1, method + label, len(samples[0]))]
     timings += [Timing(tuple(s), 1, PERF_COUNTER + ", in windows A B B A with the candidate, every call timed",
                        len(s)) for s in samples[1:]]
     return Windowed(timings, readings, errors)
+
+
+@contextlib.contextmanager
+def _no_collection() -> Any:
+    """A full garbage collection now, none inside the block (unless the collector was off already)."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _candidate_through_pedantic(benchmark: Any, fn: Callable[[], Any], plan: WindowPlan,
