@@ -37,8 +37,8 @@ _SETTINGS: list[tuple[str, str, Any, str]] = [
      "(shots as in the first study unless fewshot= is given)"),
     ("opt_metrics", "string", "auto", "quality metrics in the opt score: 'auto' (perplexity and every task with a "
      "chance level) or a comma-separated list"),
-    ("energy_repeats", "string", "1", "windows per model and case, at least 2 (median, CV and 95%% interval "
-     "reported)"),
+    ("energy_repeats", "string", "1", "windows per model and case, at least 2, rounded up to whole A B B A "
+     "cycles next to the base model (median, CV and 95%% interval reported)"),
     ("cooldown", "string", "0", "seconds to pause before each window but the first"),
     ("ram_dimms", "string", "0", "installed DIMMs, replacing CodeCarbon's guess from the memory size "
      "(5 W each; 0: keep the guess)"),
