@@ -92,6 +92,7 @@ for _metric in (
     Metric("ifeval", higher_is_better=True),
     # The project's own offline tasks (pytest_llmeff.measure.local_tasks).
     Metric("llmeff_docs_mc", higher_is_better=True, chance=0.25),
+    Metric("llmeff_docs_order", higher_is_better=True, chance=0.25),
     Metric("llmeff_docs_gen", higher_is_better=True, chance=0.0),
     # Generation quality against references.
     Metric("rouge_l", higher_is_better=True, chance=0.0),

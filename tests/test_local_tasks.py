@@ -1,4 +1,4 @@
-"""The local multiple-choice task: items drawn honestly from the held-out documents, and enough of
+"""The local multiple-choice tasks: items drawn honestly from the held-out documents, and enough of
 them that the task's standard error is small against the differences between cases."""
 
 import math
@@ -45,3 +45,30 @@ def test_the_context_holds_whole_sentences_up_to_the_cap(items):
 def test_the_items_are_reproducible(heldout, items):
     assert local_tasks.mc_items(heldout, local_tasks.MC_TEST, seed=0) == items
     assert local_tasks.mc_items(heldout, local_tasks.MC_TEST, seed=1) != items
+
+
+@pytest.fixture(scope="module")
+def order(heldout) -> list[dict]:
+    return local_tasks.order_items(heldout, local_tasks.ORDER_TEST, seed=0)
+
+
+def test_the_word_order_task_has_enough_items(order):
+    assert len(order) == 306 and math.sqrt(0.5 * 0.5 / len(order)) <= 0.03
+
+
+def test_each_wrong_order_swaps_one_pair_of_inner_neighbours(order, heldout):
+    flat = [" ".join(text.split()) for text in heldout]
+    for item in order:
+        answer = item["choices"][item["label"]].split()
+        assert any(item["context"] + " " + " ".join(answer) in doc for doc in flat)
+        wrong = [c.split() for i, c in enumerate(item["choices"]) if i != item["label"]]
+        assert len({tuple(w) for w in wrong}) == 3
+        for w in wrong:
+            moved = [i for i, (a, b) in enumerate(zip(w, answer, strict=True)) if a != b]
+            assert len(moved) == 2 and moved[1] == moved[0] + 1  # one pair of neighbours, swapped
+            assert w[moved[0]] == answer[moved[1]] and w[moved[1]] == answer[moved[0]]
+            assert 0 < moved[0] and moved[1] < len(answer) - 1  # first and last word stay put
+
+
+def test_the_word_order_items_are_reproducible(heldout, order):
+    assert local_tasks.order_items(heldout, local_tasks.ORDER_TEST, seed=0) == order

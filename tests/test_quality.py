@@ -42,7 +42,8 @@ def local_rows(embedded, tmp_path_factory):
     """The local tasks through the plugin's lm-eval path, in one call (each call indexes lm-eval's
     own tasks as well: 8 s on 2 cores); the multiple-choice task with two shots."""
     return run_tasks(embedded.model, embedded.tokenizer,
-                     parse_tasks("llmeff_docs_mc(fewshot=2, limit=24), llmeff_docs_gen(limit=8)"),
+                     parse_tasks("llmeff_docs_mc(fewshot=2, limit=24), llmeff_docs_order(limit=40), "
+                                 "llmeff_docs_gen(limit=8)"),
                      tmp_path_factory.mktemp("local-tasks"))
 
 
@@ -50,6 +51,13 @@ def test_local_tasks_run_offline_through_lmeval(local_rows):
     mc, gen = local_rows["llmeff_docs_mc"], local_rows["llmeff_docs_gen"]
     assert 0 <= mc["value"] <= 1 and mc["metric"] == "acc_norm" and "acc" in mc["extra"]
     assert 0 <= gen["value"] <= 1 and gen["metric"] == "rouge_l" and "exact_match" in gen["extra"]
+
+
+def test_the_word_order_task_is_answered_well_above_chance(local_rows):
+    # The sentence as written against three with two neighbours swapped: the reference model knows
+    # word order (0.85 on all 306 items), so 40 items sit far above chance (0.25) even at their spread.
+    order = local_rows["llmeff_docs_order"]
+    assert order["metric"] == "acc" and order["value"] - 3 * order["stderr"] > 0.25
 
 
 def test_fewshot_examples_come_from_the_train_split(local_rows):

@@ -6,6 +6,12 @@
   options are next-sentences from other documents. Every such sentence of the held-out split is an
   item (327), so the standard error stays below 0.03 at any accuracy.
   Scored by lm-eval as ``acc`` / ``acc_norm``; few-shot examples come from the train split.
+- ``llmeff_docs_order`` (multiple choice, 4 options, chance 0.25): the same contexts; which of four
+  versions of the next sentence is the one as written? The three wrong ones each swap one pair of
+  neighbouring words (never the first or last word, so capitals and the final stop give nothing
+  away) — minimal pairs in the manner of BLiMP. The options share their words, so ``acc`` needs no
+  length normalisation. It asks for syntax and word-level fluency, which a small model has and a
+  compression can take away; the next-sentence task asks for topic, which a small model barely has.
 - ``llmeff_docs_gen`` (generation): the first words of a held-out sentence; the model continues it
   greedily, scored on its next three words: ``rouge_l`` (ROUGE-L F1, the headline: a small
   model rarely gets three words exactly) and ``exact_match``.
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 MC_TEST, MC_TRAIN = 400, 100  # MC_TEST caps the items; the held-out split has 327
+ORDER_TEST, ORDER_TRAIN = 400, 100  # ORDER_TEST caps the items; the held-out split has 306
 MC_CONTEXT_CHARS = 500  # the context: as many whole preceding sentences as fit (at least one)
 GEN_TEST, GEN_TRAIN = 200, 50
 GEN_PROMPT_WORDS, GEN_TARGET_WORDS = 10, 3
@@ -76,6 +83,34 @@ def mc_items(docs: list[str], n: int, seed: int) -> list[dict[str, Any]]:
     return items
 
 
+def _swapped(words: list[str], i: int) -> str:
+    out = words[:]
+    out[i], out[i + 1] = out[i + 1], out[i]
+    return " ".join(out)
+
+
+def order_items(docs: list[str], n: int, seed: int) -> list[dict[str, Any]]:
+    """Word-order items: the context and next sentence of :func:`_pairs`; the distractors swap
+    three different pairs of neighbouring inner words (sentences with fewer such pairs are skipped)."""
+    rng = random.Random(seed)
+    pairs = _pairs(docs)
+    rng.shuffle(pairs)
+    items = []
+    for _, context, answer in pairs:
+        words = answer.split()
+        inner = [i for i in range(1, len(words) - 2) if words[i] != words[i + 1]]
+        if len(inner) < 3:
+            continue
+        choices = [_swapped(words, i) for i in sorted(rng.sample(inner, 3))] + [answer]
+        if len(set(choices)) < 4:
+            continue
+        rng.shuffle(choices)
+        items.append({"context": context, "choices": choices, "label": choices.index(answer)})
+        if len(items) == n:
+            break
+    return items
+
+
 def gen_items(docs: list[str], n: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     items = []
@@ -122,6 +157,9 @@ metric_list:
 metadata:
   version: 2.0  # 2.0: the preceding sentences as context, every qualifying item
 """
+
+_ORDER_YAML = _MC_YAML.replace("task: llmeff_docs_mc", "task: llmeff_docs_order").replace(
+    "version: 2.0  # 2.0: the preceding sentences as context, every qualifying item", "version: 1.0")
 
 _GEN_YAML = """task: llmeff_docs_gen
 dataset_path: json
@@ -172,7 +210,7 @@ metadata:
 
 
 def write_local_tasks(folder: Path, seed: int = 0) -> Path:
-    """Write the two tasks' data and YAMLs into ``folder`` (once) and return it."""
+    """Write the tasks' data and YAMLs into ``folder`` (once) and return it."""
     from pytest_llmeff.models import corpus
     from pytest_llmeff.models.embedded import REFERENCE_DIR
 
@@ -183,12 +221,15 @@ def write_local_tasks(folder: Path, seed: int = 0) -> Path:
     held, train = [d.text for d in splits["heldout"]], [d.text for d in splits["train"]]
     data = {
         "mc_test": mc_items(held, MC_TEST, seed), "mc_train": mc_items(train, MC_TRAIN, seed + 1),
+        "order_test": order_items(held, ORDER_TEST, seed), "order_train": order_items(train, ORDER_TRAIN, seed + 1),
         "gen_test": gen_items(held, GEN_TEST, seed), "gen_train": gen_items(train, GEN_TRAIN, seed + 1),
     }
     for name, rows in data.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (folder / "llmeff_docs_mc.yaml").write_text(
         _MC_YAML.format(train=folder / "mc_train.jsonl", test=folder / "mc_test.jsonl"))
+    (folder / "llmeff_docs_order.yaml").write_text(
+        _ORDER_YAML.format(train=folder / "order_train.jsonl", test=folder / "order_test.jsonl"))
     # lm-eval resolves `!function utils.x` next to the YAML file.
     (folder / "utils.py").write_text("from pytest_llmeff.measure.local_tasks import process_gen  # noqa: F401\n")
     (folder / "rolling_test.jsonl").write_text("".join(json.dumps({"page": t}) + "\n" for t in held),

@@ -87,6 +87,15 @@ def docs_mc(fewshot: int = 0, limit: int = 0) -> TaskSpec:
                     limit=int(limit) or None, local=True)
 
 
+def docs_order(fewshot: int = 0, limit: int = 0) -> TaskSpec:
+    """The project's 4-way word-order task: the sentence as written against three with two
+    neighbouring words swapped (see :mod:`pytest_llmeff.measure.local_tasks`)."""
+    from pytest_llmeff.measure.local_tasks import ORDER_TRAIN
+
+    return TaskSpec("llmeff_docs_order", "llmeff_docs_order", int(fewshot), "acc", max_fewshot=ORDER_TRAIN,
+                    limit=int(limit) or None, local=True)
+
+
 def docs_gen(fewshot: int = 0, limit: int = 0) -> TaskSpec:
     """The project's continue-a-sentence task, scored by ROUGE-L."""
     from pytest_llmeff.measure.local_tasks import GEN_TRAIN
@@ -96,6 +105,7 @@ def docs_gen(fewshot: int = 0, limit: int = 0) -> TaskSpec:
 
 
 TASKS.register("llmeff_docs_mc", docs_mc)
+TASKS.register("llmeff_docs_order", docs_order)
 TASKS.register("llmeff_docs_gen", docs_gen)
 
 
