@@ -93,6 +93,7 @@ def test_the_build_command_s_defaults_describe_the_shipped_model():
     assert {k: defaults[k] for k in shipped} == shipped
     # Fields added since: their defaults are what the shipped model was built with.
     assert defaults["attn_dropout"] == shipped["dropout"] and defaults["bos_share"] == 0.0
+    assert (defaults["package_text"], defaults["train_split_repeats"], defaults["init_from"]) == (False, 1, "")
 
 
 def test_training_windows_begin_with_bos_in_the_share_asked_for():
@@ -110,3 +111,56 @@ def test_training_windows_begin_with_bos_in_the_share_asked_for():
     assert mixed.shape == (400, 256) and 150 < int(with_bos.sum()) < 250
     assert torch.equal(mixed[with_bos][:, 2:] - mixed[with_bos][:, 1:-1], torch.ones(int(with_bos.sum()), 254,
                                                                                       dtype=torch.long))
+
+
+def test_extra_training_text_loses_every_document_that_overlaps_the_heldout_split():
+    from pytest_llmeff.models.corpus import Document, decontaminate
+
+    held = [Document("h", "one two three four five six seven eight nine ten eleven twelve thirteen fourteen")]
+    docs = [Document("copy", held[0].text),
+            Document("run", "before " + " ".join(held[0].text.split()[1:]) + " after"),  # 13 words shared
+            Document("twelve", "x " + " ".join(held[0].text.split()[:12]) + " y"),  # only 12 in a row
+            Document("other", "a different docstring about something else entirely")]
+    assert [d.source for d in decontaminate(docs, held)] == ["twelve", "other"]
+
+
+def test_the_training_stream_mixes_the_train_split_its_repeats_and_the_package_text():
+    from pytest_llmeff.models.build_reference import Recipe, _training_ids
+    from pytest_llmeff.models.corpus import DOC_SEPARATOR
+
+    class Chars:  # a character tokenizer: token counts are character counts
+        def __call__(self, text, add_special_tokens=True):
+            if isinstance(text, list):
+                return {"input_ids": [[ord(c) for c in t] for t in text]}
+            return {"input_ids": [ord(c) for c in text]}
+
+    train, extra = ["alpha", "beta"], ["gamma delta"]
+    assert _training_ids(Chars(), train, [], Recipe()) == [ord(c) for c in DOC_SEPARATOR.join(train)]
+    mixed = _training_ids(Chars(), train, extra, Recipe(package_text=True, train_split_repeats=3))
+    text = "".join(map(chr, mixed))
+    assert text.count("alpha") == text.count("beta") == 3 and text.count("gamma delta") == 1
+    assert len(mixed) == 3 * (5 + 4) + 11 + 7 * len(DOC_SEPARATOR)
+    assert mixed == _training_ids(Chars(), train, extra, Recipe(package_text=True, train_split_repeats=3))
+
+
+def test_continued_training_refuses_a_start_model_of_another_shape(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from pytest_llmeff.models.build_reference import Recipe, train_model
+
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    recipe = Recipe(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=4, init_from=str(tmp_path))
+    with pytest.raises(ValueError, match="n_head"):
+        train_model(list(range(64)) * 4, list(range(64)), recipe, "cpu", max_minutes=1)
+
+
+def test_recipe_overrides_check_their_types(capsys):
+    import argparse
+
+    from pytest_llmeff.models.build_reference import Recipe, _with_overrides
+
+    parser = argparse.ArgumentParser()
+    assert _with_overrides(Recipe(), ["package_text=true", "train_split_repeats=3"], parser).package_text is True
+    with pytest.raises(SystemExit):
+        _with_overrides(Recipe(), ["package_text=maybe"], parser)
+    assert "'maybe' is not a bool" in capsys.readouterr().err

@@ -38,6 +38,9 @@ class Recipe:
     dropout: float = 0.1  # embeddings and residual stream
     attn_dropout: float = 0.1
     bos_share: float = 0.0  # share of training windows that begin with the BOS token (_training_batch)
+    package_text: bool = False  # also train on the docstrings of corpus.PACKAGE_LICENCES (_extra_training_text)
+    train_split_repeats: int = 1  # with package_text: the shipped train split's weight in the mix
+    init_from: str = ""  # a model folder to continue training from (its weights' sha256 goes in the recipe)
     batch_size: int = 16
     steps: int = 2400
     lr: float = 1.5e-3
@@ -120,7 +123,8 @@ def sink_scores(model: Any, heldout_ids: list[int], recipe: Recipe, windows: int
 
 def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, device: str,
                 max_minutes: float) -> tuple[Any, list[dict[str, float]]]:
-    """Train from scratch; return the best checkpoint (by held-out perplexity) and the curve."""
+    """Train from scratch (or on from ``recipe.init_from``); return the best checkpoint (by held-out
+    perplexity) and the curve."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -131,7 +135,14 @@ def train_model(train_ids: list[int], heldout_ids: list[int], recipe: Recipe, de
                         n_embd=recipe.n_embd, n_layer=recipe.n_layer, n_head=recipe.n_head,
                         resid_pdrop=recipe.dropout, embd_pdrop=recipe.dropout,
                         attn_pdrop=recipe.attn_dropout, bos_token_id=0, eos_token_id=0)
-    model = GPT2LMHeadModel(config).to(device)
+    if recipe.init_from:
+        model = GPT2LMHeadModel.from_pretrained(recipe.init_from, dtype=torch.float32).to(device)
+        keys = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "resid_pdrop", "embd_pdrop", "attn_pdrop")
+        differ = [k for k in keys if getattr(model.config, k) != getattr(config, k)]
+        if differ:
+            raise ValueError(f"--set init_from={recipe.init_from}: its {', '.join(differ)} differ from the recipe's")
+    else:
+        model = GPT2LMHeadModel(config).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
@@ -189,6 +200,50 @@ def _corpus_snapshot(snapshot: Path, reuse: bool) -> dict[str, Any]:
     return provenance
 
 
+def _extra_training_text(splits: dict[str, Any], path: Path) -> tuple[list[str], dict[str, Any]]:
+    """The package docstrings (decontaminated against the held-out split), written to ``path``;
+    returns their texts and the recipe's record of them (hash, count, packages, versions, licences)."""
+    import importlib.metadata
+
+    _log("collecting the docstrings of " + ", ".join(sorted(corpus_mod.PACKAGE_LICENCES)))
+    docs = corpus_mod.collect_package_documents()
+    kept = corpus_mod.decontaminate(docs, splits["heldout"])
+    digest = corpus_mod.write_documents(kept, path)
+    versions = {}
+    for name in sorted(corpus_mod.PACKAGE_LICENCES):
+        dist = {"sklearn": "scikit-learn", "_pytest": "pytest"}.get(name, name)
+        try:
+            versions[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    _log(f"package text: {len(kept):,} documents ({len(docs) - len(kept)} dropped as overlapping the "
+         f"held-out split), {sum(len(d.text) for d in kept) / 1e6:.1f} M characters -> {path}")
+    return [d.text for d in kept], {
+        "file": str(path), "sha256": digest, "documents": len(kept),
+        "dropped_overlapping_heldout": len(docs) - len(kept),
+        "packages": {n: {"version": v, "licence": corpus_mod.PACKAGE_LICENCES[n]} for n, v in versions.items()},
+        "shipped": False,
+    }
+
+
+def _training_ids(tok: Any, train_texts: list[str], extra_texts: list[str], recipe: Recipe) -> list[int]:
+    """The training token stream: the train split alone (joined as the held-out text is), or mixed
+    with the package text — documents shuffled with the seed, the train split ``train_split_repeats``
+    times, each document followed by the separator."""
+    import random
+
+    if not extra_texts:
+        return tok(corpus_mod.DOC_SEPARATOR.join(train_texts))["input_ids"]
+    texts = train_texts * recipe.train_split_repeats + extra_texts
+    random.Random(recipe.seed).shuffle(texts)
+    sep = tok(corpus_mod.DOC_SEPARATOR, add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    for encoded in tok(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(encoded)
+        ids.extend(sep)
+    return ids
+
+
 def _recipe_record(recipe: Recipe, n_params: int, snapshot: Path, provenance: Any, splits: dict[str, Any],
                    train_texts: list[str], train_ids: list[int], heldout_ids: list[int], final: Any, device: str,
                    minutes: float, curve: list[dict[str, Any]], out: Path) -> dict[str, Any]:
@@ -218,18 +273,24 @@ def _recipe_record(recipe: Recipe, n_params: int, snapshot: Path, provenance: An
     }
 
 
+def _as_bool(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(value)
+    return value.lower() in ("true", "1")
+
+
 def _with_overrides(recipe: Recipe, overrides: list[str], parser: argparse.ArgumentParser) -> Recipe:
     """``Recipe`` with ``FIELD=VALUE`` overrides, each value converted to the field's type."""
     from dataclasses import fields, replace
 
-    types = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
+    types: dict[str, Any] = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
     changes: dict[str, Any] = {}
     for item in overrides:
         name, _, value = item.partition("=")
         if name not in types or not value:
             parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
         try:
-            changes[name] = types[name](value)
+            changes[name] = (_as_bool if types[name] is bool else types[name])(value)
         except ValueError:
             parser.error(f"--set {item!r}: {value!r} is not a {types[name].__name__}")
     out = replace(recipe, **changes)
@@ -248,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="change recipe fields, e.g. --set n_head=12 bos_share=0.5 attn_dropout=0")
     parser.add_argument("--max-minutes", type=float, default=180.0,
                         help="stop training after this long (the best checkpoint so far is kept)")
+    parser.add_argument("--package-text-file", type=Path, default=Path("scratch/package-text.jsonl.gz"),
+                        help="where the extra training text goes with --set package_text=True (not shipped)")
     parser.add_argument("--reuse-corpus", action="store_true",
                         help="keep the corpus snapshot in --out instead of re-reading the stdlib")
     args = parser.parse_args(argv)
@@ -259,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
+    # Hashed first: the continued model may be written over the folder it starts from.
+    init = ({"folder": recipe.init_from, "sha256": sha256_file(Path(recipe.init_from) / "model.safetensors")}
+            if recipe.init_from else None)
     snapshot = out / "corpus.jsonl.gz"
     provenance = _corpus_snapshot(snapshot, args.reuse_corpus)
     splits = corpus_mod.read_snapshot(snapshot)
@@ -267,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
 
     _log(f"training a {recipe.vocab_size}-token byte-level BPE on {len(train_texts)} documents")
     tok = train_tokenizer(train_texts, recipe, out)
-    train_ids = tok(corpus_mod.DOC_SEPARATOR.join(train_texts))["input_ids"]
+    extra_texts, extra_record = [], None
+    if recipe.package_text:
+        args.package_text_file.parent.mkdir(parents=True, exist_ok=True)
+        extra_texts, extra_record = _extra_training_text(splits, args.package_text_file)
+    train_ids = _training_ids(tok, train_texts, extra_texts, recipe)
     heldout_ids = tok(heldout_text)["input_ids"]
     _log(f"corpus: {len(train_ids):,} train tokens, {len(heldout_ids):,} held-out tokens")
 
@@ -287,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in shipped.parameters())
     record = _recipe_record(recipe, n_params, snapshot, provenance, splits, train_texts, train_ids, heldout_ids,
                             final, args.device, minutes, curve, out)
+    if init is not None:
+        record["training"]["init_from"] = init
+    if extra_record is not None:
+        record["corpus"]["package_text"] = {**extra_record, "tokens_in_mix": len(train_ids)}
     (out / "RECIPE.json").write_text(json.dumps(record, indent=2) + "\n")
     _log(f"done: {n_params:,} parameters, held-out perplexity {final.value:.2f} "
          f"({final.protocol}, {final.tokens_scored:,} tokens) after {minutes:.1f} min")

@@ -8,6 +8,12 @@ Sources (both ship with CPython, under the PSF licence):
 Every 20th document goes to the held-out split, the rest to train. Because the standard library
 differs between Python versions, the project ships a frozen snapshot (``corpus.jsonl.gz`` next to the
 reference model) and evaluates on that; :func:`collect_documents` is only needed to rebuild it.
+
+The reference model's *extra training text* (:func:`collect_package_documents`) is the docstrings of
+permissively licensed packages the project installs anyway (``PACKAGE_LICENCES``): the same kind of
+text, twenty times more of it. It is rebuilt from the installed packages when the model is rebuilt
+(its hash is in the recipe) and does not ship; any document sharing a 13-word run with the held-out
+split is dropped (:func:`decontaminate`), so the held-out perplexity stays a held-out figure.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def _stdlib_files(root: Path) -> Iterator[Path]:
         yield path
 
 
-def _docstrings(path: Path, root: Path) -> Iterator[Document]:
+def _docstrings(path: Path, root: Path, origin: str = "stdlib") -> Iterator[Document]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError, ValueError):
@@ -62,7 +68,7 @@ def _docstrings(path: Path, root: Path) -> Iterator[Document]:
                 text = inspect.cleandoc(doc).strip()
                 if len(text) >= _MIN_DOC_CHARS:
                     name = getattr(node, "name", "<module>")
-                    yield Document(f"stdlib:{rel}:{name}", text)
+                    yield Document(f"{origin}:{rel}:{name}", text)
 
 
 def collect_documents() -> list[Document]:
@@ -74,6 +80,60 @@ def collect_documents() -> list[Document]:
     for path in _stdlib_files(root):
         docs.extend(_docstrings(path, root))
     return docs
+
+
+# Packages whose docstrings may train the reference model: licence as their metadata declares it.
+# pip and setuptools are left out (they vendor copies of other projects' modules).
+PACKAGE_LICENCES = {
+    "transformers": "Apache-2.0", "torch": "BSD-3-Clause (PyTorch's LICENSE)", "sympy": "BSD-3-Clause",
+    "pandas": "BSD-3-Clause", "scipy": "BSD-3-Clause", "sklearn": "BSD-3-Clause",
+    "numpy": "BSD-3-Clause", "networkx": "BSD-3-Clause", "nltk": "Apache-2.0",
+    "matplotlib": "PSF-based (matplotlib licence)", "pygments": "BSD-2-Clause",
+    "huggingface_hub": "Apache-2.0", "lm_eval": "MIT", "datasets": "Apache-2.0", "mpmath": "BSD-3-Clause",
+    "accelerate": "Apache-2.0", "_pytest": "MIT", "rich": "MIT", "jinja2": "BSD-3-Clause",
+    "pydantic": "MIT", "pyarrow": "Apache-2.0", "fsspec": "BSD-3-Clause", "joblib": "BSD-3-Clause",
+}
+_SHINGLE_WORDS = 13  # the GPT-3 paper's contamination n-gram
+
+
+def collect_package_documents(packages: dict[str, str] | None = None) -> list[Document]:
+    """Docstrings of the installed ``packages`` (default ``PACKAGE_LICENCES``), in a fixed order,
+    each document once. A package that is not installed is skipped."""
+    import importlib.util
+
+    seen: set[str] = set()
+    docs: list[Document] = []
+    for name in sorted(packages or PACKAGE_LICENCES):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for path in _stdlib_files(root):
+            for doc in _docstrings(path, root.parent, origin="package"):
+                if doc.text not in seen:
+                    seen.add(doc.text)
+                    docs.append(doc)
+    return docs
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i:i + _SHINGLE_WORDS]) for i in range(len(words) - _SHINGLE_WORDS + 1)}
+
+
+def decontaminate(docs: list[Document], heldout: list[Document]) -> list[Document]:
+    """``docs`` without those that share a 13-word run with a held-out document (or equal one)."""
+    held_texts = {d.text for d in heldout}
+    held = set().union(*(_shingles(d.text) for d in heldout))
+    return [d for d in docs if d.text not in held_texts and held.isdisjoint(_shingles(d.text))]
+
+
+def write_documents(docs: list[Document], path: Path) -> str:
+    """Write ``docs`` as gzipped JSON lines (source, text); return the sha256 of the payload."""
+    payload = "".join(json.dumps({"source": d.source, "text": d.text}, ensure_ascii=False) + "\n"
+                      for d in docs).encode("utf-8")
+    path.write_bytes(gzip.compress(payload, mtime=0))
+    return hashlib.sha256(payload).hexdigest()
 
 
 def split_documents(docs: list[Document]) -> dict[str, list[Document]]:
