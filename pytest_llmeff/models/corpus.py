@@ -11,7 +11,7 @@ reference model) and evaluates on that; :func:`collect_documents` is only needed
 
 The reference model's *extra training text* (:func:`collect_package_documents`) is the docstrings of
 permissively licensed packages the project installs anyway (``PACKAGE_LICENCES``): the same kind of
-text, twenty times more of it. It is rebuilt from the installed packages when the model is rebuilt
+text, about 25 times more of it. It is rebuilt from the installed packages when the model is rebuilt
 (its hash is in the recipe) and does not ship; any document sharing a 13-word run with the held-out
 split is dropped (:func:`decontaminate`), so the held-out perplexity stays a held-out figure.
 """
