@@ -134,7 +134,7 @@ def process_gen(doc: dict[str, str], results: list[str]) -> dict[str, float]:
             "rouge_l": scorer.score(doc["target"], predicted)["rougeL"].fmeasure}
 
 
-_MC_YAML = """task: llmeff_docs_mc
+_CHOICE_YAML = """task: {task}
 dataset_path: json
 dataset_kwargs:
   data_files:
@@ -155,11 +155,8 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 metadata:
-  version: 2.0  # 2.0: the preceding sentences as context, every qualifying item
+  version: {version}
 """
-
-_ORDER_YAML = _MC_YAML.replace("task: llmeff_docs_mc", "task: llmeff_docs_order").replace(
-    "version: 2.0  # 2.0: the preceding sentences as context, every qualifying item", "version: 1.0")
 
 _GEN_YAML = """task: llmeff_docs_gen
 dataset_path: json
@@ -226,10 +223,12 @@ def write_local_tasks(folder: Path, seed: int = 0) -> Path:
     }
     for name, rows in data.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (folder / "llmeff_docs_mc.yaml").write_text(
-        _MC_YAML.format(train=folder / "mc_train.jsonl", test=folder / "mc_test.jsonl"))
-    (folder / "llmeff_docs_order.yaml").write_text(
-        _ORDER_YAML.format(train=folder / "order_train.jsonl", test=folder / "order_test.jsonl"))
+    for task, prefix, version in (
+        ("llmeff_docs_mc", "mc", "2.0  # 2.0: the preceding sentences as context, every qualifying item"),
+        ("llmeff_docs_order", "order", "1.0"),
+    ):
+        (folder / f"{task}.yaml").write_text(_CHOICE_YAML.format(
+            task=task, version=version, train=folder / f"{prefix}_train.jsonl", test=folder / f"{prefix}_test.jsonl"))
     # lm-eval resolves `!function utils.x` next to the YAML file.
     (folder / "utils.py").write_text("from pytest_llmeff.measure.local_tasks import process_gen  # noqa: F401\n")
     (folder / "rolling_test.jsonl").write_text("".join(json.dumps({"page": t}) + "\n" for t in held),

@@ -209,13 +209,9 @@ def _extra_training_text(splits: dict[str, Any], path: Path) -> tuple[list[str],
     docs = corpus_mod.collect_package_documents()
     kept = corpus_mod.decontaminate(docs, splits["heldout"])
     digest = corpus_mod.write_documents(kept, path)
-    versions = {}
-    for name in sorted(corpus_mod.PACKAGE_LICENCES):
-        dist = {"sklearn": "scikit-learn", "_pytest": "pytest"}.get(name, name)
-        try:
-            versions[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    dists = importlib.metadata.packages_distributions()  # import name -> distributions ("sklearn" -> scikit-learn)
+    versions = {name: importlib.metadata.version(dists[name][0])
+                for name in sorted(corpus_mod.PACKAGE_LICENCES) if name in dists}
     _log(f"package text: {len(kept):,} documents ({len(docs) - len(kept)} dropped as overlapping the "
          f"held-out split), {sum(len(d.text) for d in kept) / 1e6:.1f} M characters -> {path}")
     return [d.text for d in kept], {

@@ -82,7 +82,8 @@ def collect_documents() -> list[Document]:
     return docs
 
 
-# Packages whose docstrings may train the reference model: licence as their metadata declares it.
+# Packages whose docstrings may train the reference model, with the licence of each project's own
+# LICENSE file (a wheel's metadata may also list bundled components, as torch's does).
 # pip and setuptools are left out (they vendor copies of other projects' modules).
 PACKAGE_LICENCES = {
     "transformers": "Apache-2.0", "torch": "BSD-3-Clause (PyTorch's LICENSE)", "sympy": "BSD-3-Clause",
@@ -130,10 +131,7 @@ def decontaminate(docs: list[Document], heldout: list[Document]) -> list[Documen
 
 def write_documents(docs: list[Document], path: Path) -> str:
     """Write ``docs`` as gzipped JSON lines (source, text); return the sha256 of the payload."""
-    payload = "".join(json.dumps({"source": d.source, "text": d.text}, ensure_ascii=False) + "\n"
-                      for d in docs).encode("utf-8")
-    path.write_bytes(gzip.compress(payload, mtime=0))
-    return hashlib.sha256(payload).hexdigest()
+    return _write_rows([{"source": d.source, "text": d.text} for d in docs], path)
 
 
 def split_documents(docs: list[Document]) -> dict[str, list[Document]]:
@@ -147,12 +145,13 @@ def split_documents(docs: list[Document]) -> dict[str, list[Document]]:
 def write_snapshot(docs: list[Document], path: Path) -> str:
     """Write the corpus as gzipped JSON lines (split, source, text); return its sha256."""
     splits = split_documents(docs)
-    lines = [
-        json.dumps({"split": split, "source": d.source, "text": d.text}, ensure_ascii=False)
-        for split in ("train", "heldout")
-        for d in splits[split]
-    ]
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    return _write_rows([{"split": split, "source": d.source, "text": d.text}
+                        for split in ("train", "heldout") for d in splits[split]], path)
+
+
+def _write_rows(rows: list[dict[str, str]], path: Path) -> str:
+    """Write ``rows`` as gzipped JSON lines; return the sha256 of the uncompressed payload."""
+    payload = ("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n").encode("utf-8")
     # mtime=0 keeps the gzip bytes reproducible, so the content hash below is stable.
     path.write_bytes(gzip.compress(payload, mtime=0))
     return hashlib.sha256(payload).hexdigest()
